@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from notifier.clients.api import ClientViewSet
+from notifier.core.api import ID_PATTERN
+from notifier.core.views import ObtainTokenView
+from notifier.mailings.api import MailingMessageListView, MailingViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("clients", ClientViewSet, basename="client")
+router.register("mailings", MailingViewSet, basename="mailing")
+
+urlpatterns = [
+    path("api/auth/token/", ObtainTokenView.as_view(), name="auth-token"),
+    re_path(
+        rf"^api/mailings/(?P<mailing_id>{ID_PATTERN})/messages/$",
+        MailingMessageListView.as_view(),
+        name="mailing-messages",
+    ),
+    path("api/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "notifier.core.errors.not_found"
+handler500 = "notifier.core.errors.server_error"

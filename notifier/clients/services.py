@@ -1,0 +1,53 @@
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from notifier.clients.models import Client, operator_code_from_phone
+from notifier.core.errors import DomainError
+
+PHONE_TAKEN = "A client with this phone already exists."
+
+
+def client_create(
+    *, phone: str, operator_code: str | None = None, tag: str = "", timezone: str = "UTC"
+) -> Client:
+    """Add a client; the operator code defaults to the one encoded in the phone number."""
+    client = Client(
+        phone=phone,
+        operator_code=operator_code or operator_code_from_phone(phone),
+        tag=tag,
+        timezone=timezone,
+    )
+    _save(client)
+    return client
+
+
+def client_update(*, client: Client, data: dict[str, Any]) -> Client:
+    """Change the given fields. A new phone without an operator code re-derives the code."""
+    if "phone" in data and not data.get("operator_code"):
+        data = {**data, "operator_code": operator_code_from_phone(data["phone"])}
+    for field, value in data.items():
+        setattr(client, field, value)
+    _save(client)
+    return client
+
+
+def client_delete(*, client: Client) -> None:
+    """Remove a client. Its unsent messages are cancelled; sent ones keep their history
+    (each message keeps the phone it was addressed to)."""
+    from notifier.mailings.services import messages_cancel_for_client
+
+    with transaction.atomic():
+        messages_cancel_for_client(client_id=client.id)
+        client.delete()
+
+
+def _save(client: Client) -> None:
+    try:
+        with transaction.atomic():
+            client.save()
+    except IntegrityError as exc:
+        # The unique index is the arbiter: a concurrent create can win after our check.
+        if Client.objects.filter(phone=client.phone).exclude(pk=client.pk).exists():
+            raise DomainError(PHONE_TAKEN, field="phone", code="unique") from exc
+        raise

@@ -1,0 +1,84 @@
+"""Malformed requests get a 4xx in the one documented error format, never a 500."""
+
+import pytest
+
+from notifier.clients.models import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def post_raw(api, body: bytes, content_type: str = "application/json"):
+    return api.generic("POST", "/api/clients/", body, content_type=content_type)
+
+
+def assert_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert (error["status"], error["code"]) == (status, code)
+    assert error["message"]
+    assert isinstance(error["fields"], dict)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"not json",
+        b'{"phone": "79161234567"',
+        b"\xff\xfe\x00garbage",  # not UTF-8
+        b'{"phone": "7916\xc3\x28"}',  # invalid UTF-8 inside a string
+        b'{"phone": "79161234567", "tag": "\\ud800"}',  # a lone surrogate
+        b"NaN",
+    ],
+)
+def test_unparseable_body_is_a_400(api, body):
+    assert_error(post_raw(api, body), 400, "parse_error")
+    assert not Client.objects.exists()
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"79161234567"', b"null", b"42"])
+def test_json_that_is_not_an_object_is_a_400(api, body):
+    assert_error(post_raw(api, body), 400, "invalid")
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_other_content_types_are_a_415(api, content_type):
+    response = post_raw(api, b"phone=79161234567", content_type)
+
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_null_character_in_text_is_a_400(api):
+    response = api.post("/api/clients/", {"phone": "79161234567", "tag": "a\x00b"}, format="json")
+
+    assert_error(response, 400, "invalid")
+    assert list(response.json()["error"]["fields"]) == ["tag"]
+
+
+def test_huge_string_is_a_400(api):
+    response = api.post("/api/clients/", {"phone": "7" * 1_000_000}, format="json")
+
+    assert_error(response, 400, "invalid")
+
+
+def test_method_not_allowed_and_not_found_use_the_format(api):
+    assert_error(api.put("/api/clients/", {}, format="json"), 405, "method_not_allowed")
+    assert_error(api.get("/api/clients/999/"), 404, "not_found")
+
+
+def test_several_bad_fields_are_all_named(api):
+    response = api.post(
+        "/api/mailings/",
+        {"start_at": "soon", "end_at": None, "text": "", "filter": {"tags": [1]}},
+        format="json",
+    )
+
+    assert_error(response, 400, "invalid")
+    assert set(response.json()["error"]["fields"]) == {
+        "start_at",
+        "end_at",
+        "text",
+        "filter.tags.0",
+    }

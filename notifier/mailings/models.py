@@ -1,0 +1,127 @@
+from datetime import datetime
+
+from django.db import models
+from django.db.models.functions import Length, Now
+from django.db.models.lookups import GreaterThan, LessThanOrEqual
+from django.utils import timezone
+
+from notifier.clients.models import Client
+
+MAILING_TEXT_MAX_LENGTH = 1000
+LAST_ERROR_MAX_LENGTH = 500
+
+
+class Mailing(models.Model):
+    """A campaign: one message to every client matching the filter, inside [start_at, end_at).
+
+    The status is derived from the window and three facts the engine records, so it needs no
+    message counts to compute and can be filtered in SQL (see `selectors.mailing_status_q`).
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        RUNNING = "running"
+        FINISHED = "finished"
+        CANCELLED = "cancelled"
+
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField()
+    text = models.TextField(max_length=MAILING_TEXT_MAX_LENGTH)
+    # The client filter: empty list = no restriction on that attribute.
+    operator_codes = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Set by the engine: messages created / nothing left to send / stopped by an operator.
+    fanned_out_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end_at__gt=models.F("start_at")), name="mailing_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=GreaterThan(Length("text"), 0)
+                & LessThanOrEqual(Length("text"), MAILING_TEXT_MAX_LENGTH),
+                name="mailing_text_length",
+            ),
+        ]
+        indexes = [models.Index(fields=["start_at"], name="mailing_start_idx")]
+
+    def __str__(self) -> str:
+        return f"Mailing {self.id}"
+
+    def status_at(self, now: datetime) -> "Mailing.Status":
+        if self.cancelled_at is not None:
+            return self.Status.CANCELLED
+        if self.finished_at is not None or now >= self.end_at:
+            return self.Status.FINISHED
+        if now >= self.start_at:
+            return self.Status.RUNNING
+        return self.Status.SCHEDULED
+
+    @property
+    def status(self) -> "Mailing.Status":
+        return self.status_at(timezone.now())
+
+    def has_started(self, now: datetime | None = None) -> bool:
+        return self.fanned_out_at is not None or (now or timezone.now()) >= self.start_at
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class Message(models.Model):
+    """One message of a mailing to one client; its id is also the id sent to the external API."""
+
+    Status = MessageStatus
+    ACTIVE_STATUSES = (Status.PENDING, Status.SENDING)
+
+    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="messages")
+    # The history outlives the client: the link is cleared, the address stays.
+    client = models.ForeignKey(
+        Client, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    phone = models.CharField(max_length=11)
+    # Database defaults, so that fan-out can insert rows with one set-based statement.
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_default=Status.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    last_error = models.CharField(
+        max_length=LAST_ERROR_MAX_LENGTH, blank=True, default="", db_default=""
+    )
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["mailing", "client"], name="message_one_per_client"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=MessageStatus.values),
+                name="message_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="sent", sent_at__isnull=False) | ~models.Q(status="sent"),
+                name="message_sent_has_time",
+            ),
+        ]
+        indexes = [
+            # Statistics count by (mailing, status); the engine claims by the same pair.
+            models.Index(fields=["mailing", "status"], name="message_mailing_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.id}"

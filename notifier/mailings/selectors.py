@@ -1,0 +1,61 @@
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TypedDict
+
+from django.db.models import Count, Q, QuerySet
+
+from notifier.mailings.models import Mailing, Message
+
+
+class MessageCounts(TypedDict):
+    total: int
+    by_status: dict[str, int]
+
+
+def mailing_status_q(status: str, now: datetime) -> Q:
+    """The SQL twin of `Mailing.status_at`, for filtering lists by status."""
+    live = Q(cancelled_at__isnull=True)
+    unfinished = live & Q(finished_at__isnull=True) & Q(end_at__gt=now)
+    return {
+        Mailing.Status.CANCELLED: ~live,
+        Mailing.Status.FINISHED: live & (Q(finished_at__isnull=False) | Q(end_at__lte=now)),
+        Mailing.Status.RUNNING: unfinished & Q(start_at__lte=now),
+        Mailing.Status.SCHEDULED: unfinished & Q(start_at__gt=now),
+    }[Mailing.Status(status)]
+
+
+def empty_counts() -> MessageCounts:
+    return {"total": 0, "by_status": {status.value: 0 for status in Message.Status}}
+
+
+def _add(counts: MessageCounts, status: str, n: int) -> None:
+    counts["by_status"][status] += n
+    counts["total"] += n
+
+
+def message_counts_by_mailing(*, mailing_ids: Iterable[int]) -> dict[int, MessageCounts]:
+    """Counts by status for each given mailing, every status present, in one query."""
+    ids = list(mailing_ids)
+    result = {mailing_id: empty_counts() for mailing_id in ids}
+    rows = (
+        Message.objects.filter(mailing_id__in=ids)
+        .values_list("mailing_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for mailing_id, status, n in rows:
+        _add(result[mailing_id], status, n)
+    return result
+
+
+def message_counts_total() -> MessageCounts:
+    """Counts by status over every message of every mailing."""
+    counts = empty_counts()
+    rows = Message.objects.values_list("status").annotate(n=Count("id")).order_by()
+    for status, n in rows:
+        _add(counts, status, n)
+    return counts
+
+
+def message_list(*, mailing: Mailing) -> QuerySet[Message]:
+    return Message.objects.filter(mailing=mailing).order_by("id")

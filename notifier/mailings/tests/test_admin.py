@@ -1,0 +1,91 @@
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client as WebClient
+from django.utils import timezone
+
+from notifier.clients.tests.factories import ClientFactory
+from notifier.mailings.tests.factories import MailingFactory, MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_web() -> WebClient:
+    get_user_model().objects.create_superuser("root", "root@example.com", "root-Pass-1")
+    web = WebClient()
+    web.login(username="root", password="root-Pass-1")
+    return web
+
+
+def test_mailing_page_shows_counts_by_status(admin_web):
+    mailing = MailingFactory()
+    MessageFactory.create_batch(2, mailing=mailing, status="sent", sent_at=timezone.now())
+    MessageFactory(mailing=mailing, status="failed")
+
+    page = admin_web.get(f"/admin/mailings/mailing/{mailing.id}/change/")
+
+    assert page.status_code == 200
+    assert b"total: 3, pending: 0, sending: 0, sent: 2, failed: 1" in page.content
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/clients/client/",
+        "/admin/clients/client/?q=7916",
+        "/admin/clients/client/?q=vip",
+        "/admin/clients/client/?operator_code=916",
+        "/admin/mailings/mailing/",
+        "/admin/mailings/mailing/?status=scheduled",
+        "/admin/mailings/message/",
+        "/admin/mailings/message/?status=sent",
+        "/admin/mailings/message/?q=1",
+    ],
+)
+def test_list_pages_use_a_bounded_number_of_queries(admin_web, url, django_assert_max_num_queries):
+    mailing = MailingFactory()
+    for client in ClientFactory.create_batch(30, tag="vip"):
+        MessageFactory(mailing=mailing, client=client)
+    admin_web.get(url)  # warm the session and content type caches
+
+    with django_assert_max_num_queries(12):
+        page = admin_web.get(url)
+
+    assert page.status_code == 200
+
+
+def test_client_search_by_phone_prefix_and_id(admin_web):
+    a = ClientFactory(phone="79160000001")
+    ClientFactory(phone="79250000002")
+
+    page = admin_web.get("/admin/clients/client/?q=7916")
+
+    assert page.context["cl"].result_count == 1
+    assert page.context["cl"].result_list[0] == a
+    by_id = admin_web.get(f"/admin/clients/client/?q={a.id}")
+    assert a in by_id.context["cl"].result_list
+
+
+def test_admin_refuses_to_move_a_started_mailings_start(admin_web):
+    now = timezone.now()
+    mailing = MailingFactory(start_at=now - timedelta(minutes=1))
+
+    response = admin_web.post(
+        f"/admin/mailings/mailing/{mailing.id}/change/",
+        {
+            "start_at_0": "2099-01-01",
+            "start_at_1": "00:00:00",
+            "end_at_0": "2099-01-02",
+            "end_at_1": "00:00:00",
+            "text": "x",
+            "operator_codes": "[]",
+            "tags": "[]",
+        },
+    )
+
+    assert response.status_code == 200  # the form again, with the error
+    assert b"has started" in response.content
+    mailing.refresh_from_db()
+    assert mailing.start_at < now
