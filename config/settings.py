@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "notifier.core",
     "notifier.clients",
     "notifier.mailings",
+    "notifier.sending",
 ]
 
 MIDDLEWARE = [
@@ -145,6 +146,67 @@ SPECTACULAR_SETTINGS = {
         "MailingStatusEnum": "notifier.mailings.models.Mailing.Status",
     },
 }
+
+# -- the dispatch engine ----------------------------------------------------------------------
+
+# The external sending API. The default is the local simulator (`probe` in the Procfile).
+PROBE_URL = env.str("PROBE_URL", default="http://127.0.0.1:8001/v1")
+PROBE_TOKEN = env.str("PROBE_TOKEN", default="local-simulator-token" if DEBUG else "")
+
+SENDING = {
+    "PROBE_URL": PROBE_URL,
+    "PROBE_TOKEN": PROBE_TOKEN,
+    "REQUEST_TIMEOUT": env.float("SENDING_REQUEST_TIMEOUT", default=10.0),
+    "IN_FLIGHT": env.int("SENDING_IN_FLIGHT", default=100),
+    "BACKOFF_BASE": env.float("SENDING_BACKOFF_BASE", default=1.0),
+    "BACKOFF_MAX": env.float("SENDING_BACKOFF_MAX", default=60.0),
+    "START_WINDOW": env.float("SENDING_START_WINDOW", default=0.5),
+    "LEASE_MARGIN": env.float("SENDING_LEASE_MARGIN", default=10.0),
+    "AUTH_PAUSE": env.float("SENDING_AUTH_PAUSE", default=2.0),
+    "DISPATCH_BUDGET": env.float("SENDING_DISPATCH_BUDGET", default=30.0),
+}
+
+# Embedded default: a broker made of files under var/, so that web, worker and beat are
+# separate processes with nothing to install. Production: redis://...
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+        # Files are polled: poll often, so that a wake-up takes milliseconds, not a second.
+        "polling_interval": 0.05,
+    }
+else:
+    # A dead broker must cost a caller milliseconds, not a hang.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": 1,
+        "socket_timeout": 2,
+        "retry_on_timeout": False,
+        "visibility_timeout": 300,
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = False  # tasks are wake-ups: losing one costs at most one tick
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "tick": {
+        "task": "sending.tick",
+        "schedule": env.float("SENDING_TICK_SECONDS", default=1.0),
+        # A tick nobody ran in time is worthless: the next one does the same work.
+        "options": {"expires": 5},
+    },
+}
+CELERY_TIMEZONE = "UTC"
 
 LOGGING = {
     "version": 1,

@@ -36,10 +36,12 @@ def client_delete(*, client: Client) -> None:
     """Remove a client. Its unsent messages are cancelled; sent ones keep their history
     (each message keeps the phone it was addressed to)."""
     from notifier.mailings.services import messages_cancel_for_client
+    from notifier.sending.store import wait_for_claims_to_start
 
     with transaction.atomic():
-        messages_cancel_for_client(client_id=client.id)
+        sending = messages_cancel_for_client(client_id=client.id)
         client.delete()
+    wait_for_claims_to_start(sending=sending)
 
 
 def _save(client: Client) -> None:

@@ -102,7 +102,9 @@ class Message(models.Model):
     last_error = models.CharField(
         max_length=LAST_ERROR_MAX_LENGTH, blank=True, default="", db_default=""
     )
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the engine may next try to send it; a claim takes the longest-waiting first.
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    # While `sending`: the claim is the worker's until then; after that it is presumed dead.
     lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -119,8 +121,20 @@ class Message(models.Model):
             ),
         ]
         indexes = [
-            # Statistics count by (mailing, status); the engine claims by the same pair.
+            # Statistics count by (mailing, status).
             models.Index(fields=["mailing", "status"], name="message_mailing_status_idx"),
+            # The engine claims due messages of one mailing, longest-waiting first...
+            models.Index(
+                fields=["mailing", "next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="message_due_idx",
+            ),
+            # ...and looks for claims whose worker died.
+            models.Index(
+                fields=["lease_until"],
+                condition=models.Q(status="sending"),
+                name="message_lease_idx",
+            ),
         ]
 
     def __str__(self) -> str:

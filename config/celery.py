@@ -1,0 +1,21 @@
+"""The Celery application: tasks are wake-ups, the database holds every fact."""
+
+import os
+from pathlib import Path
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("notifier")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["notifier.sending"])
+
+
+@app.on_after_configure.connect
+def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
+    # The embedded file-system broker needs its folders before anyone publishes or consumes.
+    options = sender.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        if key in options:
+            Path(options[key]).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,28 @@
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class SendingConfig:
+    """The engine's knobs, from the environment (see `.env.example`)."""
+
+    probe_url: str
+    probe_token: str
+    request_timeout: float  # seconds, for one request; also capped by the time left
+    in_flight: int  # requests in flight at once, per worker process
+    backoff_base: float  # first retry delay, seconds; doubles per attempt
+    backoff_max: float  # longest retry delay, seconds
+    start_window: float  # a claimed message not started within this is released unsent
+    lease_margin: float  # extra lease time beyond start window and request timeout
+    auth_pause: float  # first pause after a 401/403, seconds; doubles up to backoff_max
+    dispatch_budget: float  # seconds one dispatch task runs before handing over
+
+    @property
+    def lease(self) -> float:
+        """Long enough that a live worker always settles its claim before it runs out."""
+        return self.start_window + self.request_timeout + self.lease_margin
+
+    @classmethod
+    def load(cls) -> "SendingConfig":
+        return cls(**{name.lower(): value for name, value in settings.SENDING.items()})

@@ -1,0 +1,281 @@
+"""The engine's database work: set-based statements, the same on SQLite and PostgreSQL
+except for row locking, which only PostgreSQL has (SQLite serialises writers instead)."""
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from notifier.clients.models import Client
+from notifier.mailings.models import Mailing, Message
+from notifier.sending.policy import Settlement
+
+log = logging.getLogger(__name__)
+
+MESSAGE = Message._meta.db_table
+MAILING = Mailing._meta.db_table
+CLIENT = Client._meta.db_table
+PENDING, SENDING = Message.Status.PENDING.value, Message.Status.SENDING.value
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _dt(value: datetime | None) -> Any:
+    """A datetime as the backend stores it (SQLite: naive UTC text)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+# -- fan-out ---------------------------------------------------------------------------------
+
+
+def mailing_fan_out(*, mailing_id: int, now: datetime) -> int | None:
+    """Create the `pending` messages of a mailing whose window is open, one per matching
+    client, in one set-based statement. Idempotent: a second run creates nothing and returns
+    None, as does a run for a mailing that is cancelled, not yet started or already over."""
+    with transaction.atomic():
+        mailing = (
+            Mailing.objects.select_for_update()
+            .filter(id=mailing_id, cancelled_at=None, fanned_out_at=None)
+            .filter(start_at__lte=now, end_at__gt=now)
+            .first()
+        )
+        if mailing is None:
+            return None
+        where, params = ["TRUE"], []
+        for column, values in (("operator_code", mailing.operator_codes), ("tag", mailing.tags)):
+            if values:
+                where.append(f"c.{column} IN ({', '.join(['%s'] * len(values))})")
+                params.extend(values)
+        with connection.cursor() as cursor:
+            # `WHERE` before `ON CONFLICT` also keeps SQLite's parser from reading it as a join.
+            cursor.execute(
+                f"INSERT INTO {MESSAGE} (mailing_id, client_id, phone, status, attempts,"  # noqa: S608
+                " last_error, created_at, next_attempt_at)"
+                f" SELECT %s, c.id, c.phone, %s, 0, '', %s, %s FROM {CLIENT} c"
+                f" WHERE {' AND '.join(where)}"
+                " ON CONFLICT (mailing_id, client_id) DO NOTHING",
+                [mailing.id, PENDING, _dt(now), _dt(now), *params],
+            )
+            created = cursor.rowcount
+        mailing.fanned_out_at = now
+        mailing.save(update_fields=["fanned_out_at"])
+    return created
+
+
+# -- claims ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveMailing:
+    id: int
+    text: str
+    end_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    id: int
+    phone: str
+    attempts: int
+    mailing: LiveMailing
+
+
+def live_mailing_ids(*, now: datetime) -> list[int]:
+    """Mailings whose messages may be sent now, earliest end first."""
+    return list(
+        Mailing.objects.filter(
+            cancelled_at=None,
+            finished_at=None,
+            fanned_out_at__isnull=False,
+            start_at__lte=now,
+            end_at__gt=now,
+        )
+        .order_by("end_at", "id")
+        .values_list("id", flat=True)
+    )
+
+
+def messages_claim(*, mailing_id: int, limit: int, now: datetime, lease: float) -> list[Claim]:
+    """Claim up to `limit` due messages of one live mailing: `pending` -> `sending` with a
+    lease, one attempt more. Workers never claim the same message: PostgreSQL skips rows
+    another claim holds; SQLite runs one writer at a time.
+
+    The mailing row is read under a share lock in the same transaction, so cancelling,
+    deleting or shortening a mailing (which lock it for update) waits for claims in progress,
+    and every claim sees the text and end time as they are at that moment."""
+    lock_mailing = " FOR SHARE" if _postgres() else ""
+    skip_locked = " FOR UPDATE SKIP LOCKED" if _postgres() else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, text, end_at FROM {MAILING} WHERE id = %s AND cancelled_at IS NULL"  # noqa: S608
+            f" AND start_at <= %s AND end_at > %s{lock_mailing}",
+            [mailing_id, _dt(now), _dt(now)],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return []
+        mailing = LiveMailing(row[0], row[1], _as_datetime(row[2]))
+        cursor.execute(
+            f"UPDATE {MESSAGE} SET status = %s, lease_until = %s, attempts = attempts + 1"  # noqa: S608
+            f" WHERE id IN (SELECT id FROM {MESSAGE} WHERE mailing_id = %s AND status = %s"
+            " AND next_attempt_at <= %s AND client_id IS NOT NULL"
+            f" ORDER BY next_attempt_at LIMIT %s{skip_locked})"
+            " RETURNING id, phone, attempts",
+            [
+                SENDING,
+                _dt(now + timedelta(seconds=lease)),
+                mailing_id,
+                PENDING,
+                _dt(now),
+                limit,
+            ],
+        )
+        return [Claim(id_, phone, attempts, mailing) for id_, phone, attempts in cursor.fetchall()]
+
+
+def _as_datetime(value: object) -> datetime:
+    """A datetime read by a raw query: SQLite gives naive UTC (or text), PostgreSQL aware."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# -- settlements -----------------------------------------------------------------------------
+
+
+def messages_settle(settlements: Sequence[Settlement]) -> int:
+    """Write the outcomes of many attempts in one statement. Each row is fenced by its claim
+    (still `sending`, same attempt number), so a late worker never overwrites a newer claim
+    or a cancellation."""
+    if not settlements:
+        return 0
+    cast = _postgres()
+    row = (
+        "(%s::bigint, %s::int, %s::varchar, %s::timestamptz, %s::timestamptz, %s::varchar, %s::int)"
+        if cast
+        else "(%s, %s, %s, %s, %s, %s, %s)"
+    )
+    params: list[Any] = []
+    for s in settlements:
+        params += [
+            s.id,
+            s.attempts,
+            s.status,
+            _dt(s.sent_at),
+            _dt(s.next_attempt_at),
+            s.last_error,
+            int(s.attempt_counted),
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH v (id, attempts, status, sent_at, next_attempt_at, last_error, counted) AS"  # noqa: S608
+            f" (VALUES {', '.join([row] * len(settlements))})"
+            f" UPDATE {MESSAGE} SET status = v.status, sent_at = v.sent_at,"
+            f" next_attempt_at = COALESCE(v.next_attempt_at, {MESSAGE}.next_attempt_at),"
+            " last_error = CASE WHEN v.counted = 1"
+            f" THEN v.last_error ELSE {MESSAGE}.last_error END,"
+            f" attempts = {MESSAGE}.attempts + v.counted - 1, lease_until = NULL"
+            f" FROM v WHERE {MESSAGE}.id = v.id AND {MESSAGE}.attempts = v.attempts"
+            f" AND {MESSAGE}.status = %s",
+            [*params, SENDING],
+        )
+        return cursor.rowcount
+
+
+# -- the tick --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TickReport:
+    to_start: list[int]
+    starting_soon: list[tuple[int, datetime]]
+    reclaimed: int
+    expired: int
+    cancelled: int
+    finished: list[int]
+    due: bool
+
+
+def engine_tick(*, now: datetime, horizon: float) -> TickReport:
+    """The periodic sweep that makes broker messages mere wake-ups: everything the engine
+    must do is found here from the database alone. Idempotent and safe to run concurrently."""
+    unfinished = Mailing.objects.filter(finished_at=None)
+    to_start = list(
+        unfinished.filter(cancelled_at=None, fanned_out_at=None, start_at__lte=now, end_at__gt=now)
+        .order_by("start_at")
+        .values_list("id", flat=True)
+    )
+    starting_soon = list(
+        unfinished.filter(
+            cancelled_at=None,
+            fanned_out_at=None,
+            start_at__gt=now,
+            start_at__lte=now + timedelta(seconds=horizon),
+        ).values_list("id", "start_at")
+    )
+
+    # Claims whose worker died: back in the queue, or over if their mailing is.
+    stale = Message.objects.filter(status=SENDING, lease_until__lt=now)
+    reclaimed = stale.filter(
+        mailing__cancelled_at=None, mailing__end_at__gt=now, client__isnull=False
+    ).update(
+        status=PENDING,
+        lease_until=None,
+        next_attempt_at=now,
+        last_error="lease expired: the worker sending it stopped",
+    )
+    ended = unfinished.filter(cancelled_at=None, end_at__lte=now).values("id")
+    stopped = unfinished.filter(cancelled_at__isnull=False).values("id")
+    expired = _close(ended, now, Message.Status.EXPIRED)
+    cancelled = _close(stopped, now, Message.Status.CANCELLED)
+    # Messages of deleted clients never go out.
+    cancelled += Message.objects.filter(
+        status=PENDING, client__isnull=True, mailing__in=unfinished.values("id")
+    ).update(status=Message.Status.CANCELLED)
+
+    active = Message.objects.filter(mailing=OuterRef("pk"), status__in=Message.ACTIVE_STATUSES)
+    done = unfinished.filter(
+        # Over or stopped with nothing left in flight, or sent through to the last message.
+        ~Exists(active)
+        & (Q(fanned_out_at__isnull=False) | Q(end_at__lte=now) | Q(cancelled_at__isnull=False))
+    )
+    finished = list(done.values_list("id", flat=True))
+    if finished:
+        Mailing.objects.filter(id__in=finished, finished_at=None).update(finished_at=now)
+
+    due = Message.objects.filter(
+        status=PENDING,
+        next_attempt_at__lte=now,
+        client__isnull=False,
+        mailing__in=live_mailing_ids(now=now),
+    ).exists()
+    return TickReport(to_start, starting_soon, reclaimed, expired, cancelled, finished, due)
+
+
+def _close(mailings: QuerySet, now: datetime, status: str) -> int:
+    """Messages of ended or cancelled mailings that are not in a live claim become final."""
+    return Message.objects.filter(mailing__in=mailings, status=PENDING).update(
+        status=status
+    ) + Message.objects.filter(mailing__in=mailings, status=SENDING, lease_until__lt=now).update(
+        status=status, lease_until=None
+    )
+
+
+# -- operator actions that must not race a claim ----------------------------------------------
+
+
+def wait_for_claims_to_start(*, sending: int) -> None:
+    """After a change that stops claims (cancel, delete, an earlier end), wait until every
+    message claimed before it has either started its request or been released: a worker
+    never starts a request more than `start_window` after claiming it."""
+    if sending:
+        time.sleep(settings.SENDING["START_WINDOW"])

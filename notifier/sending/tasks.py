@@ -1,0 +1,61 @@
+"""Celery tasks: thin wake-ups that load state from the database and call the engine."""
+
+import logging
+import threading
+
+from celery import shared_task
+from django.utils import timezone
+
+from notifier.sending import store
+from notifier.sending.config import SendingConfig
+from notifier.sending.dispatcher import Dispatcher
+from notifier.sending.wakeups import START_HORIZON
+
+log = logging.getLogger(__name__)
+
+# One send loop per worker process: it already keeps `in_flight` requests going.
+_dispatching = threading.Lock()
+
+
+@shared_task(name="sending.tick", ignore_result=True)
+def tick() -> None:
+    """Once a second (beat): start due mailings, close over ones, requeue dead claims."""
+    report = store.engine_tick(now=timezone.now(), horizon=START_HORIZON)
+    for mailing_id in report.to_start:
+        start_mailing.delay(mailing_id)
+    for mailing_id, start_at in report.starting_soon:
+        start_mailing.apply_async((mailing_id,), eta=start_at, expires=START_HORIZON + 60)
+    for mailing_id in report.finished:
+        log.info("mailing %s finished", mailing_id, extra={"mailing_id": mailing_id})
+    if report.reclaimed:
+        log.warning("requeued %s messages whose worker stopped", report.reclaimed)
+    if report.due:
+        dispatch.delay()
+
+
+@shared_task(name="sending.start_mailing", ignore_result=True)
+def start_mailing(mailing_id: int) -> None:
+    """Create a mailing's messages when its window opens, then get them sent."""
+    created = store.mailing_fan_out(mailing_id=mailing_id, now=timezone.now())
+    if created is not None:
+        log.info(
+            "mailing %s started: %s messages",
+            mailing_id,
+            created,
+            extra={"mailing_id": mailing_id},
+        )
+        dispatch.delay()
+
+
+@shared_task(name="sending.dispatch", ignore_result=True)
+def dispatch() -> None:
+    """Send due messages until none are left or the budget is spent."""
+    if not _dispatching.acquire(blocking=False):
+        return
+    try:
+        config = SendingConfig.load()
+        more = Dispatcher(config).run(budget=config.dispatch_budget)
+    finally:
+        _dispatching.release()
+    if more:
+        dispatch.delay()

@@ -1,0 +1,28 @@
+"""Wake-ups for the workers, published after the transaction that made them necessary commits,
+from a background thread: a slow or dead broker never slows down or fails an API request.
+Nothing depends on a wake-up arriving: the tick finds the same work within a second."""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+# Mailings starting this soon get a wake-up timed to their start; later ones, from the tick.
+START_HORIZON = 3.0
+_publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wakeups")
+
+
+def wake_after_commit(task_name: str, *args: Any, eta: datetime | None = None) -> None:
+    transaction.on_commit(lambda: _publisher.submit(_publish, task_name, args, eta))
+
+
+def _publish(task_name: str, args: tuple[Any, ...], eta: datetime | None) -> None:
+    from config.celery import app
+
+    try:
+        app.send_task(task_name, args=args, eta=eta, retry=False)
+    except Exception as exc:  # the broker's errors are many and all mean the same here
+        log.warning("wake-up %s%s not published (%s); the tick will catch up", task_name, args, exc)
