@@ -16,6 +16,6 @@ app.autodiscover_tasks(["notifier.sending"])
 def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
     # The embedded file-system broker needs its folders before anyone publishes or consumes.
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in options:
             Path(options[key]).mkdir(parents=True, exist_ok=True)
