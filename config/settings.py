@@ -9,11 +9,11 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
-
 env = environ.Env()
 # A local `.env` (never committed) is a convenience for development; the environment wins.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Local state of the embedded default (SQLite file, file broker, beat schedule).
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 if DEBUG:
@@ -161,6 +161,7 @@ SENDING = {
     "BACKOFF_BASE": env.float("SENDING_BACKOFF_BASE", default=1.0),
     "BACKOFF_MAX": env.float("SENDING_BACKOFF_MAX", default=60.0),
     "START_WINDOW": env.float("SENDING_START_WINDOW", default=0.5),
+    "END_MARGIN": env.float("SENDING_END_MARGIN", default=0.1),
     "LEASE_MARGIN": env.float("SENDING_LEASE_MARGIN", default=10.0),
     "AUTH_PAUSE": env.float("SENDING_AUTH_PAUSE", default=2.0),
     "DISPATCH_BUDGET": env.float("SENDING_DISPATCH_BUDGET", default=30.0),

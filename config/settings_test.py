@@ -1,11 +1,13 @@
 """The test suite's settings: the real ones, with a throwaway secret and fast password hashing."""
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
 
 from config.settings import *  # noqa: F403
-from config.settings import STORAGES
+from config.settings import DATABASES, STORAGES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests render pages without running collectstatic first.
@@ -13,3 +15,9 @@ STORAGES = {
     **STORAGES,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory: the engine's tests run workers in other threads and processes.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"notifier-test-{os.getpid()}.sqlite3")
+    }

@@ -14,6 +14,7 @@ class SendingConfig:
     backoff_base: float  # first retry delay, seconds; doubles per attempt
     backoff_max: float  # longest retry delay, seconds
     start_window: float  # a claimed message not started within this is released unsent
+    end_margin: float  # no request starts this close to a mailing's end (network transit)
     lease_margin: float  # extra lease time beyond start window and request timeout
     auth_pause: float  # first pause after a 401/403, seconds; doubles up to backoff_max
     dispatch_budget: float  # seconds one dispatch task runs before handing over

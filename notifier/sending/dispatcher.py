@@ -142,7 +142,7 @@ class Dispatcher:
         now = timezone.now()
         time_left = (claim.mailing.end_at - now).total_seconds()
         late = time.monotonic() - claimed_at > self.config.start_window
-        if late or time_left <= 0:
+        if late or time_left <= self.config.end_margin:
             # Too late to start: someone may have cancelled it since, or the window closed.
             self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
             return

@@ -1,0 +1,152 @@
+"""The whole system as separate processes, for the engine's integration tests: a Celery
+worker and beat started through the same entry scripts as the Procfile (bin/worker,
+bin/beat), Redis (on PostgreSQL runs) or the file broker (on SQLite runs), the simulator
+of the external API, and the test database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = ""
+) -> Any:
+    """Poll until `predicate()` is truthy; fail the test with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def test_database_url() -> str:
+    """The URL of the database this test session created, for processes of our own."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+class Redis:
+    """A throwaway redis-server on a free loopback port; can be stopped and started again."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self._answers, timeout=10, what="redis-server to accept connections")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+class Stack:
+    """Worker and beat processes wired to the test database, a broker and the simulator."""
+
+    def __init__(self, *, workdir: Path, broker_url: str, probe_url: str, probe_token: str) -> None:
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "1",
+            "DATABASE_URL": test_database_url(),
+            "VAR_DIR": str(workdir),
+            "CELERY_BROKER_URL": broker_url,
+            "PROBE_URL": probe_url,
+            "PROBE_TOKEN": probe_token,
+            "LOG_LEVEL": "INFO",
+            # Short timings, so that faults play out in seconds.
+            "SENDING_REQUEST_TIMEOUT": "2",
+            "SENDING_LEASE_MARGIN": "1",
+            "SENDING_BACKOFF_BASE": "0.2",
+            "SENDING_BACKOFF_MAX": "2",
+            "SENDING_AUTH_PAUSE": "0.5",
+            "SENDING_IN_FLIGHT": "20",
+            "SENDING_DISPATCH_BUDGET": "10",
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: list[Path] = []
+
+    def configure(self, **settings: str) -> None:
+        self.env.update(settings)
+
+    def start(self, name: str) -> None:
+        """Start `worker` or `beat` (a worker is waited for until it is ready)."""
+        log = self.workdir / f"{name}-{len(self.logs)}.log"
+        self.logs.append(log)
+        with open(log, "wb") as out:
+            self.processes[name] = subprocess.Popen(
+                [str(ROOT / "bin" / name)],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if name == "worker":
+            wait_for(lambda: b" ready." in log.read_bytes(), timeout=30, what="worker ready")
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.kill(name, signal.SIGTERM if name == "beat" else signal.SIGKILL)
+
+    def log_text(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for log in self.logs if log.exists())
