@@ -82,3 +82,18 @@ def test_several_bad_fields_are_all_named(api):
         "text",
         "filter.tags.0",
     }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/nothing-here/",
+        f"/api/clients/{'9' * 19}/",
+        "/api/clients/-1/",
+        "/api/mailings/stats.json",
+        "/api/mailings/1/cancel.json",
+    ],
+)
+def test_unknown_api_routes_are_a_json_404(api, path):
+    assert_error(api.get(path), 404, "not_found")
+    assert_error(api.post(path, {}, format="json"), 404, "not_found")

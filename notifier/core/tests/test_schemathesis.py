@@ -6,7 +6,9 @@ documented, in the documented shape and content type, and never a 500.
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -17,6 +19,10 @@ from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 
 @pytest.fixture
 def api_schema(db, user):
+    # Like Django's test client: the request signals must not close the test's connection,
+    # which would end the test transaction on PostgreSQL.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     # Some ids that exist, so that generated paths reach real objects as well as 404s.
     for mailing in MailingFactory.create_batch(2):
         MessageFactory(mailing=mailing, client=ClientFactory())
@@ -24,7 +30,9 @@ def api_schema(db, user):
     # Both generation modes (valid and invalid requests) are on by default. Credentials are
     # ours, not generated: the auth checks replay requests without and with bad ones.
     schema.config.generation.update(with_security_parameters=False)
-    return schema
+    yield schema
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

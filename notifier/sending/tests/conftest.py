@@ -12,10 +12,10 @@ def _reconnect_publisher(broker_url: str, transport_options: dict) -> None:
     """Point this test process's Celery publisher (the API's wake-ups) at the test broker."""
     from config.celery import app
 
-    app.conf.broker_url = broker_url
-    app.conf.broker_transport_options = transport_options
-    app._pool = None
-    app.amqp._producer_pool = None
+    app.conf.update(broker_url=broker_url, broker_transport_options=transport_options)
+    # Drop the pools bound to the old broker; Celery makes new ones on the next publish.
+    app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture
