@@ -16,7 +16,13 @@ from typing import Any, TypeVar
 from django.db import connection
 from django.utils import timezone
 
-from notifier.integrations.probe.client import Delivered, Outcome, ProbeClient, Unauthorized
+from notifier.integrations.probe.client import (
+    Delivered,
+    Outcome,
+    Permanent,
+    ProbeClient,
+    Unauthorized,
+)
 from notifier.sending import store
 from notifier.sending.config import SendingConfig
 from notifier.sending.policy import Settlement, release, settle
@@ -31,6 +37,43 @@ IDLE_EXIT = 1.0  # a loop with nothing to do for this long ends; the tick wakes 
 LIVE_REFRESH = 1.0  # seconds between refreshes of the list of live mailings
 
 
+class CredentialsGate:
+    """Whether the API currently accepts our credentials, as this process last saw it.
+
+    After a 401/403 nothing is sent for a pause (doubling up to `backoff_max`), then one
+    request at a time probes until one gets through. It outlives a dispatch run: the next run
+    must not meet the refusal again with a full pool of requests."""
+
+    def __init__(self) -> None:
+        self.closed_until = 0.0
+        self.probing = False
+        self.pause = 0.0
+
+    def refused(self, reason: str, *, first_pause: float, max_pause: float) -> float:
+        """Record a refusal; returns the pause to apply to the refused message."""
+        now = time.monotonic()
+        if now < self.closed_until:
+            return self.pause
+        self.pause = min(max(self.pause * 2, first_pause), max_pause)
+        self.closed_until = now + self.pause
+        self.probing = True
+        log.error(
+            "Probe API refused our credentials (%s): sending paused for %.1fs; check PROBE_TOKEN",
+            reason,
+            self.pause,
+        )
+        return self.pause
+
+    def accepted(self) -> None:
+        if self.probing:
+            log.warning("Probe API accepts our credentials again: sending resumed")
+        self.probing = False
+        self.pause = 0.0
+
+
+credentials = CredentialsGate()
+
+
 class Dispatcher:
     def __init__(self, config: SendingConfig, *, rng: random.Random | None = None) -> None:
         self.config = config
@@ -38,9 +81,7 @@ class Dispatcher:
         self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-db")
         self._settled: list[Settlement] = []
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._paused_until = 0.0
-        self._pause = config.auth_pause
-        self._probing = False  # after a pause: one request at a time until one gets through
+        self.gate = credentials
         self._live: list[int] = []
         self._live_at = -LIVE_REFRESH
         self._rotation = 0
@@ -79,7 +120,7 @@ class Dispatcher:
                     break
                 claimed = 0
                 free = self._free_slots()
-                if free and now >= self._paused_until:
+                if free and now >= self.gate.closed_until:
                     claimed = await self._claim_and_start(probe, free)
                 if claimed or self._in_flight:
                     idle_since = now
@@ -97,7 +138,7 @@ class Dispatcher:
         return now >= deadline
 
     def _free_slots(self) -> int:
-        if self._probing:
+        if self.gate.probing:
             return 0 if self._in_flight else 1
         free = self.config.in_flight - len(self._in_flight)
         # Claim in batches of a tenth of the pool, or whatever is free when nothing is in flight.
@@ -155,13 +196,16 @@ class Dispatcher:
         self._on_outcome(claim, outcome)
 
     def _on_outcome(self, claim: store.Claim, outcome: Outcome) -> None:
-        now = timezone.now()
+        pause = self.config.auth_pause
         if isinstance(outcome, Unauthorized):
-            self._pause_for_credentials(outcome)
-        elif self._probing or self._pause != self.config.auth_pause:
-            log.warning("Probe API accepts our credentials again: sending resumed")
-            self._probing = False
-            self._pause = self.config.auth_pause
+            pause = self.gate.refused(
+                outcome.reason,
+                first_pause=self.config.auth_pause,
+                max_pause=self.config.backoff_max,
+            )
+        elif isinstance(outcome, Delivered | Permanent):
+            # Only an answer from behind the API's authentication proves our credentials.
+            self.gate.accepted()
         if isinstance(outcome, Delivered):
             self.sent += 1
         else:
@@ -178,26 +222,14 @@ class Dispatcher:
                 message_id=claim.id,
                 attempts=claim.attempts,
                 outcome=outcome,
-                now=now,
+                now=timezone.now(),
                 end_at=claim.mailing.end_at,
                 backoff_base=self.config.backoff_base,
                 backoff_max=self.config.backoff_max,
-                auth_pause=self._pause,
+                auth_pause=pause,
                 rng=self.rng,
             )
         )
-
-    def _pause_for_credentials(self, outcome: Unauthorized) -> None:
-        if time.monotonic() < self._paused_until:
-            return
-        log.error(
-            "Probe API refused our credentials (%s): sending paused for %.0fs; check PROBE_TOKEN",
-            outcome.reason,
-            self._pause,
-        )
-        self._paused_until = time.monotonic() + self._pause
-        self._probing = True
-        self._pause = min(self._pause * 2, self.config.backoff_max)
 
     async def _flush(self) -> None:
         batch, self._settled = self._settled, []

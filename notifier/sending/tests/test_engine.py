@@ -114,3 +114,231 @@ def test_a_mailing_survives_every_process_restarting_before_its_start(stack, pro
     wait_for(lambda: finished(mailing), timeout=60, what="the mailing to finish")
     assert statuses(mailing) == {"sent": 5}
     assert min(r["time"] for r in probe.requests()) >= mailing.start_at.timestamp()
+
+
+def test_faults_lose_nothing_and_deliver_nothing_twice(stack, probe):
+    """30% 5xx, 10% garbage, dropped connections and a 20-second outage: every message still
+    ends `sent` before the end. The witness saw each exactly once, except requests that had
+    arrived when the outage cut their connection before the answer: only those, and only at
+    that moment, may have arrived twice."""
+    make_clients(150)
+    probe.set_faults(error_rate=0.3, garbage_rate=0.1, drop_rate=0.05, latency_ms=20)
+    run(stack)
+
+    mailing = create_mailing(lasts=120)
+    wait_for(lambda: statuses(mailing)["sent"] >= 30, timeout=30, what="some messages sent")
+    outage_starts = time.time()
+    probe.outage(20)
+    outage_ends = time.time() + 20
+    wait_for(lambda: finished(mailing), timeout=100, what="the mailing to finish")
+
+    assert statuses(mailing) == {"sent": 150}
+    assert Message.objects.filter(sent_at__gte=mailing.end_at).count() == 0
+    report = probe.report()
+    assert report["delivered"] == 150
+    first_delivery = {d["id"]: min(d["times"]) for d in probe.deliveries()}
+    for message_id, count in report["duplicates"].items():
+        assert count == 2
+        assert outage_starts - 1 < first_delivery[int(message_id)] < outage_starts + 1
+    assert report["by_answer"].get("garbage", 0) > 0
+    assert report["by_answer"].get("dropped", 0) > 0
+    assert max(Message.objects.values_list("attempts", flat=True)) > 1
+    assert report["last_delivery_at"] > outage_ends  # some waited out the outage
+
+
+def test_nothing_reaches_the_api_after_the_end_and_the_rest_expire(stack, probe):
+    """A slow API and more messages than the window allows: no request arrives at or after
+    `end_at`; what was not sent by then is `expired`."""
+    make_clients(200)
+    probe.set_faults(latency_ms=400)
+    stack.configure(SENDING_IN_FLIGHT="5")
+    run(stack)
+
+    mailing = create_mailing(lasts=4)
+    wait_for(lambda: finished(mailing), timeout=60, what="the mailing to finish")
+
+    end = mailing.end_at.timestamp()
+    assert max(r["time"] for r in probe.requests()) < end
+    counts = statuses(mailing)
+    assert counts["sent"] > 0
+    assert counts["expired"] > 0
+    assert counts["sent"] + counts["expired"] == 200
+    # The API may have taken a message whose answer came too late: the request's timeout is
+    # capped at the time left, so it timed out, and the message is expired, not sent.
+    messages = Message.objects.in_bulk([d["id"] for d in probe.deliveries()])
+    assert {m.status for m in messages.values()} <= {"sent", "expired"}
+    for message in messages.values():
+        if message.status == "expired":
+            assert message.last_error.startswith("timeout")
+
+
+def test_a_shorter_end_takes_effect_at_once(stack, probe, api):
+    make_clients(200)
+    probe.set_faults(latency_ms=200)
+    stack.configure(SENDING_IN_FLIGHT="5")
+    run(stack)
+    mailing = create_mailing(lasts=120)
+    wait_for(lambda: statuses(mailing)["sent"] >= 5, timeout=30, what="sending under way")
+
+    new_end = timezone.now() + timedelta(seconds=1)
+    response = api.patch(
+        f"/api/mailings/{mailing.id}/", {"end_at": new_end.isoformat()}, format="json"
+    )
+    assert response.status_code == 200
+    wait_for(lambda: finished(mailing), timeout=30, what="the mailing to finish")
+
+    assert max(r["time"] for r in probe.requests()) < new_end.timestamp()
+    assert statuses(mailing)["expired"] > 0
+
+
+def test_a_killed_worker_loses_nothing(stack, probe):
+    """SIGKILL mid-mailing, then a new worker: every message ends `sent`. The only repeats
+    the witness may see are requests that had arrived before the kill (their outcome died
+    with the worker) and, with the message id reused, a receiver can tell them apart."""
+    make_clients(300)
+    probe.set_faults(latency_ms=50)
+    run(stack)
+    mailing = create_mailing(lasts=120)
+    wait_for(lambda: statuses(mailing)["sent"] >= 60, timeout=30, what="sending under way")
+
+    stack.kill("worker", signal.SIGKILL)
+    killed_at = time.time()
+    orphaned = set(Message.objects.filter(status="sending").values_list("id", flat=True))
+    stack.start("worker")
+    wait_for(lambda: finished(mailing), timeout=60, what="the mailing to finish")
+
+    assert statuses(mailing) == {"sent": 300}
+    report = probe.report()
+    assert report["delivered"] == 300
+    first_delivery = {d["id"]: min(d["times"]) for d in probe.deliveries()}
+    repeated = {int(message_id) for message_id in report["duplicates"]}
+    assert repeated <= orphaned
+    assert all(first_delivery[message_id] < killed_at for message_id in repeated)
+    assert all(count == 2 for count in report["duplicates"].values())
+
+
+def test_a_restarted_broker_loses_nothing(stack, probe, redis):
+    if redis is None:
+        pytest.skip("the file broker has no server to restart")  # SQLite runs
+    make_clients(300)
+    probe.set_faults(latency_ms=50)
+    run(stack)
+    mailing = create_mailing(lasts=120)
+    wait_for(lambda: statuses(mailing)["sent"] >= 60, timeout=30, what="sending under way")
+
+    redis.stop()
+    time.sleep(2)
+    redis.start()
+    wait_for(lambda: finished(mailing), timeout=60, what="the mailing to finish")
+
+    assert statuses(mailing) == {"sent": 300}
+    assert probe.report()["duplicates"] == {}
+    # The wake-ups work again after the restart: a new mailing starts at once.
+    late = create_mailing(text="after the restart")
+    wait_for(lambda: finished(late), timeout=30, what="a mailing after the restart")
+    assert statuses(late) == {"sent": 300}
+
+
+def test_refused_credentials_pause_sending_and_a_400_fails_only_its_message(stack, probe):
+    """While the API answers 401, nothing is failed for it and sending pauses (a trickle of
+    probes, not a storm); it resumes by itself. A 400 fails only that message."""
+    make_clients(40)
+    probe.set_faults(unauthorized=True)
+    run(stack)
+    mailing = create_mailing(lasts=120)
+    wait_for(lambda: probe.report()["requests"] > 0, timeout=30, what="a first attempt")
+    rejected = Message.objects.filter(mailing=mailing).order_by("id").first()
+    assert rejected is not None
+    probe.set_faults(reject_ids=[rejected.id])
+    time.sleep(1)  # the first claim's requests all meet the 401
+    before = probe.report()["requests"]
+    time.sleep(3)
+
+    assert statuses(mailing)["failed"] == 0
+    assert probe.report()["requests"] - before <= 5  # a paced probe, not a retry storm
+
+    probe.set_faults(unauthorized=False)
+    wait_for(lambda: finished(mailing), timeout=60, what="the mailing to finish")
+
+    assert statuses(mailing) == {"sent": 39, "failed": 1}
+    rejected.refresh_from_db()
+    assert (rejected.status, rejected.last_error) == ("failed", "HTTP 400")
+    assert "refused our credentials" in stack.log_text()
+
+
+def test_deleting_a_running_mailing_stops_its_requests(stack, probe, api):
+    make_clients(300)
+    probe.set_faults(latency_ms=100)
+    run(stack)
+    mailing = create_mailing(lasts=120)
+    wait_for(lambda: statuses(mailing)["sent"] >= 20, timeout=30, what="sending under way")
+
+    response = api.delete(f"/api/mailings/{mailing.id}/")
+    deleted_at = time.time()
+
+    assert response.status_code == 204
+    time.sleep(2)
+    assert max(r["time"] for r in probe.requests()) < deleted_at
+    assert probe.report()["delivered"] < 300
+
+
+def test_a_deleted_clients_unsent_messages_are_never_sent(stack, probe, api):
+    clients = make_clients(100)
+    probe.set_faults(latency_ms=100)
+    stack.configure(SENDING_IN_FLIGHT="5")
+    run(stack)
+    mailing = create_mailing(lasts=120)
+    wait_for(lambda: statuses(mailing)["sent"] >= 5, timeout=30, what="sending under way")
+
+    last = clients[-1]
+    assert api.delete(f"/api/clients/{last.id}/").status_code == 204
+    wait_for(lambda: finished(mailing), timeout=60, what="the mailing to finish")
+
+    assert last.phone not in {str(d["phone"]) for d in probe.deliveries()}
+    assert statuses(mailing) == {"sent": 99, "cancelled": 1}
+
+
+def test_the_api_answers_while_the_external_api_hangs_and_the_broker_is_down(
+    stack, probe, api, redis
+):
+    make_clients(50)
+    probe.set_faults(hang=True, hang_seconds=30)
+    run(stack)
+    hung = create_mailing(lasts=120)
+    wait_for(lambda: probe.report()["requests"] > 0, timeout=30, what="requests to hang")
+
+    started = time.monotonic()
+    assert api.get("/api/mailings/stats/").status_code == 200
+    created = api.post(
+        "/api/mailings/",
+        {
+            "start_at": timezone.now().isoformat(),
+            "end_at": (timezone.now() + timedelta(minutes=2)).isoformat(),
+            "text": "while hanging",
+        },
+        format="json",
+    )
+    assert created.status_code == 201
+    assert time.monotonic() - started < 2  # not bound to the API's 2-second timeouts
+
+    if redis is not None:
+        redis.stop()
+        started = time.monotonic()
+        created = api.post(
+            "/api/mailings/",
+            {
+                "start_at": timezone.now().isoformat(),
+                "end_at": (timezone.now() + timedelta(minutes=2)).isoformat(),
+                "text": "without a broker",
+            },
+            format="json",
+        )
+        assert created.status_code == 201
+        assert time.monotonic() - started < 2
+        redis.start()
+
+    probe.set_faults(hang=False)
+    wait_for(lambda: finished(hung), timeout=60, what="the hung mailing to finish")
+    for mailing in Mailing.objects.all():
+        wait_for(lambda m=mailing: finished(m), timeout=60, what=f"mailing {mailing.id}")
+        assert statuses(mailing) == {"sent": 50}
