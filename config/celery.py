@@ -4,8 +4,11 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# `filesystem://` (the embedded default) gets kombu's transport with atomic writes.
+TRANSPORT_ALIASES["filesystem"] = "notifier.sending.filebroker:Transport"
 
 app = Celery("notifier")
 app.config_from_object("django.conf:settings", namespace="CELERY")
