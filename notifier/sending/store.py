@@ -176,15 +176,18 @@ def messages_settle(settlements: Sequence[Settlement]) -> int:
             int(s.attempt_counted),
         ]
     with connection.cursor() as cursor:
+        # VALUES columns are column1, column2, ... on both databases; a statement that begins
+        # with UPDATE also gets its row count from SQLite (a WITH ... UPDATE does not).
         cursor.execute(
-            "WITH v (id, attempts, status, sent_at, next_attempt_at, last_error, counted) AS"  # noqa: S608
-            f" (VALUES {', '.join([row] * len(settlements))})"
-            f" UPDATE {MESSAGE} SET status = v.status, sent_at = v.sent_at,"
+            f"UPDATE {MESSAGE} SET status = v.status, sent_at = v.sent_at,"  # noqa: S608
             f" next_attempt_at = COALESCE(v.next_attempt_at, {MESSAGE}.next_attempt_at),"
             " last_error = CASE WHEN v.counted = 1"
             f" THEN v.last_error ELSE {MESSAGE}.last_error END,"
             f" attempts = {MESSAGE}.attempts + v.counted - 1, lease_until = NULL"
-            f" FROM v WHERE {MESSAGE}.id = v.id AND {MESSAGE}.attempts = v.attempts"
+            " FROM (SELECT column1 AS id, column2 AS attempts, column3 AS status,"
+            " column4 AS sent_at, column5 AS next_attempt_at, column6 AS last_error,"
+            f" column7 AS counted FROM (VALUES {', '.join([row] * len(settlements))}) AS r) AS v"
+            f" WHERE {MESSAGE}.id = v.id AND {MESSAGE}.attempts = v.attempts"
             f" AND {MESSAGE}.status = %s",
             [*params, SENDING],
         )
@@ -237,10 +240,12 @@ def engine_tick(*, now: datetime, horizon: float) -> TickReport:
     stopped = unfinished.filter(cancelled_at__isnull=False).values("id")
     expired = _close(ended, now, Message.Status.EXPIRED)
     cancelled = _close(stopped, now, Message.Status.CANCELLED)
-    # Messages of deleted clients never go out.
+    # Messages of deleted clients never go out, nor do their dead claims.
     cancelled += Message.objects.filter(
-        status=PENDING, client__isnull=True, mailing__in=unfinished.values("id")
-    ).update(status=Message.Status.CANCELLED)
+        Q(status=PENDING) | Q(status=SENDING, lease_until__lt=now),
+        client__isnull=True,
+        mailing__in=unfinished.values("id"),
+    ).update(status=Message.Status.CANCELLED, lease_until=None)
 
     active = Message.objects.filter(mailing=OuterRef("pk"), status__in=Message.ACTIVE_STATUSES)
     done = unfinished.filter(

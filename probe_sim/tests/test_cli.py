@@ -75,7 +75,7 @@ def test_startup_faults_hold_across_reset_and_any_token_passes_without_one() -> 
 
 def test_startup_line_names_the_urls_and_no_secret_is_ever_printed() -> None:
     secret = "s3cr3t-token-value"
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    process = subprocess.Popen(
         [sys.executable, "-m", "probe_sim", "--port", "0", "--token", secret],
         cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.PIPE,

@@ -72,7 +72,8 @@ def classify(status: int, body: bytes, retry_after: str | None, latency: float) 
             payload = json.loads(body)
         except ValueError:
             return Transient(f"HTTP 200 with a body that is not JSON: {excerpt(body)}", latency)
-        if isinstance(payload, dict) and payload.get("code") == 0:
+        code = payload.get("code") if isinstance(payload, dict) else None
+        if type(code) is int and code == 0:  # not `False`, not `0.0`: exactly the integer 0
             return Delivered(latency)
         return Transient(f"HTTP 200 without code 0: {excerpt(body)}", latency)
     reason = f"HTTP {status}" + (f": {excerpt(body)}" if body else "")
