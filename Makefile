@@ -10,6 +10,7 @@ export DJANGO_DEBUG ?= 1
 
 run: $(VENV)/.installed migrate
 	@echo "API on http://127.0.0.1:$${PORT:-8000}/api/ - docs on /docs/, admin on /admin/"
+	@rm -rf var/metrics  # the previous run's metrics (see notifier/ops/metrics.py)
 	honcho start --port $${PORT:-8000} -f Procfile
 
 test: lint typecheck test-sqlite test-postgres

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import task_prerun
 from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -22,3 +23,12 @@ def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in options:
             Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+@task_prerun.connect
+def _bind_task_context(task_id: str, task: object, **kwargs: object) -> None:
+    # Each task starts with a clean log context (worker threads are reused).
+    from notifier.core import logging
+
+    logging.clear()
+    logging.bind(task=getattr(task, "name", ""), task_id=task_id)

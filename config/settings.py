@@ -8,6 +8,8 @@ from pathlib import Path
 
 import environ
 
+from notifier.core import logging as notifier_logging
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 # A local `.env` (never committed) is a convenience for development; the environment wins.
@@ -41,9 +43,12 @@ INSTALLED_APPS = [
     "notifier.clients",
     "notifier.mailings",
     "notifier.sending",
+    "notifier.ops",
 ]
 
 MIDDLEWARE = [
+    # First: the request id and the request log line cover everything below.
+    "notifier.core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, Swagger UI) served by the app itself: no web server to set up.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -213,15 +218,22 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = "UTC"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # A line per task run (a tick every second) would drown what matters; failures still show.
-    "loggers": {
-        name: {"level": "WARNING"}
-        for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
-    },
-}
+# -- metrics (/metrics) -----------------------------------------------------------------------
+
+# The folder where every process of this host (web, workers, beat) writes its metrics, for
+# /metrics to add them up (prometheus-client's multiprocess mode). Empty: each process keeps
+# its own, and /metrics shows only the web process that answers. Empty it before starting the
+# processes, never while one runs (see notifier/ops/metrics.py).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
+# When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`; unset, it is public.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Structured logs (see notifier/core/logging.py): JSON lines in production, readable lines in
+# development. Known secrets are blanked out of every event.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+LOGGING = notifier_logging.logging_config(
+    fmt=LOG_FORMAT,
+    level=env.str("LOG_LEVEL", default="INFO"),
+    secrets=[PROBE_TOKEN, SECRET_KEY, METRICS_TOKEN],
+)
+notifier_logging.configure(secrets=[PROBE_TOKEN, SECRET_KEY, METRICS_TOKEN])

@@ -1,10 +1,17 @@
 """The test suite's settings: the real ones, with a throwaway secret and fast password hashing."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    # The metrics of the tests (and of the workers they start) in a folder of their own, not
+    # added up with those of a `make run` in var/metrics.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="notifier-metrics-")
+    atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 from config.settings import *  # noqa: F403
 from config.settings import DATABASES, STORAGES

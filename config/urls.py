@@ -21,6 +21,7 @@ urlpatterns = [
     ),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("", include("notifier.ops.urls")),
     # Anything else under /api/ is a JSON 404, in debug mode too.
     re_path(r"^api/", api_not_found),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from notifier.clients.filters import ClientFilter
 from notifier.clients.models import Client
 from notifier.clients.services import PHONE_TAKEN, client_create, client_delete, client_update
-from notifier.core.api import ID_PATTERN
+from notifier.core.api import ID_PATTERN, LogsObjectId
 from notifier.core.fields import StrictCharField, StrictModelSerializer
 
 
@@ -44,11 +44,12 @@ class ClientSerializer(StrictModelSerializer):
         self.fields["phone"].error_messages["unique"] = PHONE_TAKEN
 
 
-class ClientViewSet(viewsets.ModelViewSet):
+class ClientViewSet(LogsObjectId, viewsets.ModelViewSet):
     """The client directory."""
 
     queryset = Client.objects.all()
     serializer_class = ClientSerializer
+    log_id_name = "client_id"
     filterset_class = ClientFilter
     lookup_value_regex = ID_PATTERN
 

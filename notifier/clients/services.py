@@ -3,8 +3,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from notifier.clients.models import Client, operator_code_from_phone
+from notifier.core import logging
 from notifier.core.errors import DomainError
 
+log = logging.get_logger(__name__)
 PHONE_TAKEN = "A client with this phone already exists."
 
 
@@ -19,6 +21,8 @@ def client_create(
         timezone=timezone,
     )
     _save(client)
+    logging.bind(client_id=client.id)
+    log.info("client created", operator_code=client.operator_code, tag=client.tag)
     return client
 
 
@@ -26,21 +30,25 @@ def client_update(*, client: Client, data: dict[str, Any]) -> Client:
     """Change the given fields. A new phone without an operator code re-derives the code."""
     if "phone" in data and not data.get("operator_code"):
         data = {**data, "operator_code": operator_code_from_phone(data["phone"])}
+    logging.bind(client_id=client.id)
+    changed = sorted(field for field, value in data.items() if getattr(client, field) != value)
     for field, value in data.items():
         setattr(client, field, value)
     _save(client)
+    log.info("client changed", fields=changed)
     return client
 
 
 def client_delete(*, client: Client) -> None:
     """Remove a client. Its unsent messages are cancelled; sent ones keep their history
     (each message keeps the phone it was addressed to)."""
-    from notifier.mailings.services import messages_cancel_for_client
-    from notifier.sending.store import wait_for_claims_to_start
+    from notifier.mailings.services import messages_cancel_for_client, wait_for_claims_to_start
 
+    logging.bind(client_id=client.id)
     with transaction.atomic():
         sending = messages_cancel_for_client(client_id=client.id)
         client.delete()
+    log.info("client deleted", messages_in_flight=sending)
     wait_for_claims_to_start(sending=sending)
 
 

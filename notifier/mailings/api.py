@@ -8,7 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from notifier.clients.models import TAG_MAX_LENGTH, operator_code_validator
-from notifier.core.api import ID_PATTERN
+from notifier.core import logging
+from notifier.core.api import ID_PATTERN, LogsObjectId
 from notifier.core.fields import AwareDateTimeField, StrictCharField
 from notifier.mailings.filters import MailingFilter, MessageFilter
 from notifier.mailings.models import MAILING_TEXT_MAX_LENGTH, Mailing, Message
@@ -138,11 +139,12 @@ def _stats(mailing: Mailing, counts: MessageCounts) -> dict[str, Any]:
     }
 
 
-class MailingViewSet(viewsets.ModelViewSet):
+class MailingViewSet(LogsObjectId, viewsets.ModelViewSet):
     """Mailings: create, inspect, change, cancel, delete; their delivery statistics."""
 
     queryset = Mailing.objects.all()
     serializer_class = MailingSerializer
+    log_id_name = "mailing_id"
     filterset_class = MailingFilter
     lookup_value_regex = ID_PATTERN
 
@@ -229,4 +231,5 @@ class MailingMessageListView(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Message.objects.none()
         mailing = get_object_or_404(Mailing, pk=self.kwargs["mailing_id"])
+        logging.bind(mailing_id=mailing.id)
         return message_list(mailing=mailing)

@@ -1,15 +1,24 @@
+import time
+from collections import Counter
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from notifier.core import logging
 from notifier.core.errors import DomainError
 from notifier.mailings.models import Mailing, Message
-from notifier.sending.store import wait_for_claims_to_start
+from notifier.ops import metrics
 from notifier.sending.wakeups import START_HORIZON, wake_after_commit
 
+log = logging.get_logger(__name__)
 FROZEN_ONCE_STARTED = ("start_at", "operator_codes", "tags")
+TRANSITION_CHUNK = 5000
+FINAL_STATUSES = frozenset({Message.Status.EXPIRED, Message.Status.CANCELLED})
 
 
 def mailing_create(
@@ -31,6 +40,14 @@ def mailing_create(
         operator_codes=normalise_set(operator_codes),
         tags=normalise_set(tags),
     )
+    logging.bind(mailing_id=mailing.id)
+    log.info(
+        "mailing created",
+        start_at=mailing.start_at,
+        end_at=mailing.end_at,
+        operator_codes=mailing.operator_codes,
+        tags=mailing.tags,
+    )
     _wake_at_start(mailing)
     return mailing
 
@@ -44,6 +61,7 @@ def mailing_update(*, mailing: Mailing, data: dict[str, Any]) -> Mailing:
     }
     with transaction.atomic():
         mailing = Mailing.objects.select_for_update().get(pk=mailing.pk)
+        logging.bind(mailing_id=mailing.id)
         changed = mailing_check_change(mailing=mailing, data=data)
         shortened = "end_at" in changed and data["end_at"] < mailing.end_at
         for key in changed:
@@ -52,6 +70,7 @@ def mailing_update(*, mailing: Mailing, data: dict[str, Any]) -> Mailing:
         mailing.save()
         if "start_at" in changed:
             _wake_at_start(mailing)
+        log.info("mailing changed", fields=sorted(changed))
         sending = _sending(mailing_id=mailing.id) if shortened else 0
     # Messages claimed under the old end time start within the start window, or never.
     wait_for_claims_to_start(sending=sending)
@@ -81,11 +100,15 @@ def mailing_cancel(*, mailing: Mailing) -> Mailing:
     with transaction.atomic():
         # The update lock waits for claims in progress; claims after it see the cancellation.
         mailing = Mailing.objects.select_for_update().get(pk=mailing.pk)
+        logging.bind(mailing_id=mailing.id)
         if mailing.cancelled_at is None:
             mailing.cancelled_at = timezone.now()
             mailing.save(update_fields=["cancelled_at", "updated_at"])
-            Message.objects.filter(mailing=mailing, status=Message.Status.PENDING).update(
-                status=Message.Status.CANCELLED
+            log.info("mailing cancelled")
+            messages_transition(
+                Message.objects.filter(mailing=mailing, status=Message.Status.PENDING),
+                to=Message.Status.CANCELLED,
+                reason="mailing cancelled",
             )
         sending = _sending(mailing_id=mailing.id)
     wait_for_claims_to_start(sending=sending)
@@ -96,13 +119,16 @@ def mailing_delete(*, mailing: Mailing) -> None:
     """Delete a mailing and its messages; no request for it starts after this returns."""
     mailing_cancel(mailing=mailing)
     mailing.delete()
+    log.info("mailing deleted", mailing_id=mailing.id)
 
 
 def messages_cancel_for_client(*, client_id: int) -> int:
     """Pending messages to a client who is being removed never go out; returns how many of
     its messages are in flight (their outcome is recorded when known)."""
-    Message.objects.filter(client_id=client_id, status=Message.Status.PENDING).update(
-        status=Message.Status.CANCELLED
+    messages_transition(
+        Message.objects.filter(client_id=client_id, status=Message.Status.PENDING),
+        to=Message.Status.CANCELLED,
+        reason="client deleted",
     )
     return Message.objects.filter(client_id=client_id, status=Message.Status.SENDING).count()
 
@@ -118,6 +144,46 @@ def _wake_at_start(mailing: Mailing) -> None:
     if lead <= START_HORIZON:
         eta = mailing.start_at if lead > 0 else None
         wake_after_commit("sending.start_mailing", mailing.id, eta=eta)
+
+
+def messages_transition(
+    messages: QuerySet[Message], *, to: str, reason: str, **changes: Any
+) -> Counter[int]:
+    """Move the given messages to status `to`, logging each one (its id, mailing and client)
+    for the record of what happened to every message; in chunks, so that a million cost no
+    more memory than a few thousand. Returns how many moved, by mailing."""
+    moved: Counter[int] = Counter()
+    while True:
+        with transaction.atomic():
+            rows = list(
+                messages.select_for_update(skip_locked=True)
+                .order_by()
+                .values_list("id", "mailing_id", "client_id", "status")[:TRANSITION_CHUNK]
+            )
+            if not rows:
+                return moved
+            Message.objects.filter(id__in=[row[0] for row in rows]).update(status=to, **changes)
+            if to in FINAL_STATUSES:
+                transaction.on_commit(partial(metrics.record_final, to, len(rows)))
+        for message_id, mailing_id, client_id, status_from in rows:
+            log.info(
+                "message status changed",
+                message_id=message_id,
+                mailing_id=mailing_id,
+                client_id=client_id,
+                status_from=status_from,
+                status_to=to,
+                reason=reason,
+            )
+            moved[mailing_id] += 1
+
+
+def wait_for_claims_to_start(*, sending: int) -> None:
+    """After a change that stops claims (cancel, delete, an earlier end), wait until every
+    message claimed before it has either started its request or been released: a worker
+    never starts a request more than `start_window` after claiming it."""
+    if sending:
+        time.sleep(settings.SENDING["START_WINDOW"])
 
 
 def normalise_set(values: list[str] | None) -> list[str]:

@@ -6,7 +6,6 @@ loop only ever waits on the network.
 """
 
 import asyncio
-import logging
 import random
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 from django.db import connection
 from django.utils import timezone
 
+from notifier.core import logging
 from notifier.integrations.probe.client import (
     Delivered,
     Outcome,
@@ -23,11 +23,13 @@ from notifier.integrations.probe.client import (
     ProbeClient,
     Unauthorized,
 )
+from notifier.mailings.models import Message
+from notifier.ops import metrics
 from notifier.sending import store
 from notifier.sending.config import SendingConfig
 from notifier.sending.policy import Settlement, release, settle
 
-log = logging.getLogger(__name__)
+log = logging.get_logger(__name__)
 T = TypeVar("T")
 
 FLUSH_EVERY = 0.05  # seconds between bulk writes of outcomes
@@ -35,6 +37,9 @@ FLUSH_SIZE = 500  # ... or as soon as this many are waiting
 IDLE_POLL = 0.2  # seconds between claims while nothing is due
 IDLE_EXIT = 1.0  # a loop with nothing to do for this long ends; the tick wakes it again
 LIVE_REFRESH = 1.0  # seconds between refreshes of the list of live mailings
+FINAL_STATUSES = frozenset(
+    {Message.Status.SENT, Message.Status.FAILED, Message.Status.EXPIRED, Message.Status.CANCELLED}
+)
 
 
 class CredentialsGate:
@@ -58,9 +63,9 @@ class CredentialsGate:
         self.closed_until = now + self.pause
         self.probing = True
         log.error(
-            "Probe API refused our credentials (%s): sending paused for %.1fs; check PROBE_TOKEN",
-            reason,
-            self.pause,
+            "Probe API refused our credentials: sending paused; check PROBE_TOKEN",
+            reason=reason,
+            pause_seconds=self.pause,
         )
         return self.pause
 
@@ -176,7 +181,7 @@ class Dispatcher:
             await self._attempt(probe, claim, claimed_at)
         except Exception:
             # A bug must not strand the message in `sending` until its lease runs out.
-            log.exception("message %s: attempt failed unexpectedly; released", claim.id)
+            log.exception("attempt failed unexpectedly; message released", **_ids(claim))
             self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
 
     async def _attempt(self, probe: ProbeClient, claim: store.Claim, claimed_at: float) -> None:
@@ -186,13 +191,16 @@ class Dispatcher:
         if late or time_left <= self.config.end_margin:
             # Too late to start: someone may have cancelled it since, or the window closed.
             self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
+            log.info("claim released unsent", **_ids(claim), late=late, time_left=time_left)
             return
-        outcome = await probe.send(
-            message_id=claim.id,
-            phone=claim.phone,
-            text=claim.mailing.text,
-            timeout=min(self.config.request_timeout, time_left),
-        )
+        with metrics.in_flight.track_inprogress():
+            outcome = await probe.send(
+                message_id=claim.id,
+                phone=claim.phone,
+                text=claim.mailing.text,
+                timeout=min(self.config.request_timeout, time_left),
+            )
+        metrics.record_attempt(type(outcome).__name__.lower(), outcome.latency)
         self._on_outcome(claim, outcome)
 
     def _on_outcome(self, claim: store.Claim, outcome: Outcome) -> None:
@@ -208,30 +216,40 @@ class Dispatcher:
             self.gate.accepted()
         if isinstance(outcome, Delivered):
             self.sent += 1
-        else:
-            log.info(
-                "message %s of mailing %s: attempt %s: %s",
-                claim.id,
-                claim.mailing.id,
-                claim.attempts,
-                getattr(outcome, "reason", outcome),
-                extra={"message_id": claim.id, "mailing_id": claim.mailing.id},
-            )
-        self._settled.append(
-            settle(
-                message_id=claim.id,
-                attempts=claim.attempts,
-                outcome=outcome,
-                now=timezone.now(),
-                end_at=claim.mailing.end_at,
-                backoff_base=self.config.backoff_base,
-                backoff_max=self.config.backoff_max,
-                auth_pause=pause,
-                rng=self.rng,
-            )
+        settlement = settle(
+            message_id=claim.id,
+            attempts=claim.attempts,
+            outcome=outcome,
+            now=timezone.now(),
+            end_at=claim.mailing.end_at,
+            backoff_base=self.config.backoff_base,
+            backoff_max=self.config.backoff_max,
+            auth_pause=pause,
+            rng=self.rng,
+        )
+        self._settled.append(settlement)
+        # One line per request to the API: its answer and what it made of the message.
+        log.info(
+            "send attempt",
+            **_ids(claim),
+            attempt=claim.attempts,
+            outcome=type(outcome).__name__.lower(),
+            http_status=outcome.status,
+            latency_ms=round(outcome.latency * 1000, 1),
+            error=getattr(outcome, "reason", None),
+            status_from=Message.Status.SENDING.value,
+            status_to=settlement.status,
+            next_attempt_at=settlement.next_attempt_at,
         )
 
     async def _flush(self) -> None:
         batch, self._settled = self._settled, []
         if batch:
-            await self._db(store.messages_settle, settlements=batch)
+            written = await self._db(store.messages_settle, settlements=batch)
+            for status, count in written.items():
+                if status in FINAL_STATUSES:
+                    metrics.record_final(status, count)
+
+
+def _ids(claim: store.Claim) -> dict[str, int | None]:
+    return {"message_id": claim.id, "mailing_id": claim.mailing.id, "client_id": claim.client_id}

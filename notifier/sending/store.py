@@ -1,22 +1,19 @@
 """The engine's database work: set-based statements, the same on SQLite and PostgreSQL
 except for row locking, which only PostgreSQL has (SQLite serialises writers instead)."""
 
-import logging
-import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q
 
 from notifier.clients.models import Client
 from notifier.mailings.models import Mailing, Message
+from notifier.mailings.services import messages_transition
 from notifier.sending.policy import Settlement
-
-log = logging.getLogger(__name__)
 
 MESSAGE = Message._meta.db_table
 MAILING = Mailing._meta.db_table
@@ -86,6 +83,7 @@ class Claim:
     phone: str
     attempts: int
     mailing: LiveMailing
+    client_id: int | None = None
 
 
 def live_mailing_ids(*, now: datetime) -> list[int]:
@@ -128,7 +126,7 @@ def messages_claim(*, mailing_id: int, limit: int, now: datetime, lease: float) 
             f" WHERE id IN (SELECT id FROM {MESSAGE} WHERE mailing_id = %s AND status = %s"
             " AND next_attempt_at <= %s AND client_id IS NOT NULL"
             f" ORDER BY next_attempt_at LIMIT %s{skip_locked})"
-            " RETURNING id, phone, attempts",
+            " RETURNING id, phone, attempts, client_id",
             [
                 SENDING,
                 _dt(now + timedelta(seconds=lease)),
@@ -138,7 +136,10 @@ def messages_claim(*, mailing_id: int, limit: int, now: datetime, lease: float) 
                 limit,
             ],
         )
-        return [Claim(id_, phone, attempts, mailing) for id_, phone, attempts in cursor.fetchall()]
+        return [
+            Claim(id_, phone, attempts, mailing, client_id)
+            for id_, phone, attempts, client_id in cursor.fetchall()
+        ]
 
 
 def _as_datetime(value: object) -> datetime:
@@ -152,12 +153,12 @@ def _as_datetime(value: object) -> datetime:
 # -- settlements -----------------------------------------------------------------------------
 
 
-def messages_settle(settlements: Sequence[Settlement]) -> int:
-    """Write the outcomes of many attempts in one statement. Each row is fenced by its claim
-    (still `sending`, same attempt number), so a late worker never overwrites a newer claim
-    or a cancellation."""
+def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
+    """Write the outcomes of many attempts in one statement; returns how many rows took each
+    status. Each row is fenced by its claim (still `sending`, same attempt number), so a late
+    worker never overwrites a newer claim or a cancellation."""
     if not settlements:
-        return 0
+        return Counter()
     cast = _postgres()
     row = (
         "(%s::bigint, %s::int, %s::varchar, %s::timestamptz, %s::timestamptz, %s::varchar, %s::int)"
@@ -176,8 +177,7 @@ def messages_settle(settlements: Sequence[Settlement]) -> int:
             int(s.attempt_counted),
         ]
     with connection.cursor() as cursor:
-        # VALUES columns are column1, column2, ... on both databases; a statement that begins
-        # with UPDATE also gets its row count from SQLite (a WITH ... UPDATE does not).
+        # VALUES columns are column1, column2, ... on both databases.
         cursor.execute(
             f"UPDATE {MESSAGE} SET status = v.status, sent_at = v.sent_at,"  # noqa: S608
             f" next_attempt_at = COALESCE(v.next_attempt_at, {MESSAGE}.next_attempt_at),"
@@ -188,10 +188,10 @@ def messages_settle(settlements: Sequence[Settlement]) -> int:
             " column4 AS sent_at, column5 AS next_attempt_at, column6 AS last_error,"
             f" column7 AS counted FROM (VALUES {', '.join([row] * len(settlements))}) AS r) AS v"
             f" WHERE {MESSAGE}.id = v.id AND {MESSAGE}.attempts = v.attempts"
-            f" AND {MESSAGE}.status = %s",
+            f" AND {MESSAGE}.status = %s RETURNING {MESSAGE}.status",
             [*params, SENDING],
         )
-        return cursor.rowcount
+        return Counter(status for (status,) in cursor.fetchall())
 
 
 # -- the tick --------------------------------------------------------------------------------
@@ -206,6 +206,7 @@ class TickReport:
     cancelled: int
     finished: list[int]
     due: bool
+    expired_by_mailing: Counter[int]
 
 
 def engine_tick(*, now: datetime, horizon: float) -> TickReport:
@@ -227,25 +228,43 @@ def engine_tick(*, now: datetime, horizon: float) -> TickReport:
     )
 
     # Claims whose worker died: back in the queue, or over if their mailing is.
-    stale = Message.objects.filter(status=SENDING, lease_until__lt=now)
-    reclaimed = stale.filter(
-        mailing__cancelled_at=None, mailing__end_at__gt=now, client__isnull=False
-    ).update(
-        status=PENDING,
+    reclaimed = messages_transition(
+        Message.objects.filter(
+            status=SENDING,
+            lease_until__lt=now,
+            mailing__cancelled_at=None,
+            mailing__end_at__gt=now,
+            client__isnull=False,
+        ),
+        to=PENDING,
+        reason="lease expired: the worker sending it stopped",
         lease_until=None,
         next_attempt_at=now,
         last_error="lease expired: the worker sending it stopped",
     )
+    # Not sent by the end, or stopped: final. A live claim is left to its worker.
+    over = Q(status=PENDING) | Q(status=SENDING, lease_until__lt=now)
     ended = unfinished.filter(cancelled_at=None, end_at__lte=now).values("id")
-    stopped = unfinished.filter(cancelled_at__isnull=False).values("id")
-    expired = _close(ended, now, Message.Status.EXPIRED)
-    cancelled = _close(stopped, now, Message.Status.CANCELLED)
-    # Messages of deleted clients never go out, nor do their dead claims.
-    cancelled += Message.objects.filter(
-        Q(status=PENDING) | Q(status=SENDING, lease_until__lt=now),
-        client__isnull=True,
-        mailing__in=unfinished.values("id"),
-    ).update(status=Message.Status.CANCELLED, lease_until=None)
+    expired = messages_transition(
+        Message.objects.filter(over, mailing__in=ended),
+        to=Message.Status.EXPIRED,
+        reason="the mailing ended",
+        lease_until=None,
+    )
+    cancelled = messages_transition(
+        Message.objects.filter(over, mailing__in=unfinished.filter(cancelled_at__isnull=False)),
+        to=Message.Status.CANCELLED,
+        reason="the mailing was cancelled",
+        lease_until=None,
+    )
+    cancelled.update(
+        messages_transition(
+            Message.objects.filter(over, client__isnull=True, mailing__in=unfinished.values("id")),
+            to=Message.Status.CANCELLED,
+            reason="the client was deleted",
+            lease_until=None,
+        )
+    )
 
     active = Message.objects.filter(mailing=OuterRef("pk"), status__in=Message.ACTIVE_STATUSES)
     done = unfinished.filter(
@@ -263,24 +282,13 @@ def engine_tick(*, now: datetime, horizon: float) -> TickReport:
         client__isnull=False,
         mailing__in=live_mailing_ids(now=now),
     ).exists()
-    return TickReport(to_start, starting_soon, reclaimed, expired, cancelled, finished, due)
-
-
-def _close(mailings: QuerySet, now: datetime, status: str) -> int:
-    """Messages of ended or cancelled mailings that are not in a live claim become final."""
-    return Message.objects.filter(mailing__in=mailings, status=PENDING).update(
-        status=status
-    ) + Message.objects.filter(mailing__in=mailings, status=SENDING, lease_until__lt=now).update(
-        status=status, lease_until=None
+    return TickReport(
+        to_start,
+        starting_soon,
+        reclaimed.total(),
+        expired.total(),
+        cancelled.total(),
+        finished,
+        due,
+        expired,
     )
-
-
-# -- operator actions that must not race a claim ----------------------------------------------
-
-
-def wait_for_claims_to_start(*, sending: int) -> None:
-    """After a change that stops claims (cancel, delete, an earlier end), wait until every
-    message claimed before it has either started its request or been released: a worker
-    never starts a request more than `start_window` after claiming it."""
-    if sending:
-        time.sleep(settings.SENDING["START_WINDOW"])

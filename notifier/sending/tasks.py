@@ -1,17 +1,17 @@
 """Celery tasks: thin wake-ups that load state from the database and call the engine."""
 
-import logging
 import threading
 
 from celery import shared_task
 from django.utils import timezone
 
+from notifier.core import logging
 from notifier.sending import store
 from notifier.sending.config import SendingConfig
 from notifier.sending.dispatcher import Dispatcher
 from notifier.sending.wakeups import START_HORIZON
 
-log = logging.getLogger(__name__)
+log = logging.get_logger(__name__)
 
 # One send loop per worker process: it already keeps `in_flight` requests going.
 _dispatching = threading.Lock()
@@ -25,10 +25,12 @@ def tick() -> None:
         start_mailing.delay(mailing_id)
     for mailing_id, start_at in report.starting_soon:
         start_mailing.apply_async((mailing_id,), eta=start_at, expires=START_HORIZON + 60)
+    for mailing_id, count in report.expired_by_mailing.items():
+        log.info("mailing expired", mailing_id=mailing_id, messages_expired=count)
     for mailing_id in report.finished:
-        log.info("mailing %s finished", mailing_id, extra={"mailing_id": mailing_id})
+        log.info("mailing finished", mailing_id=mailing_id)
     if report.reclaimed:
-        log.warning("requeued %s messages whose worker stopped", report.reclaimed)
+        log.warning("requeued messages whose worker stopped", messages=report.reclaimed)
     if report.due:
         dispatch.delay()
 
@@ -36,14 +38,10 @@ def tick() -> None:
 @shared_task(name="sending.start_mailing", ignore_result=True)
 def start_mailing(mailing_id: int) -> None:
     """Create a mailing's messages when its window opens, then get them sent."""
+    logging.bind(mailing_id=mailing_id)
     created = store.mailing_fan_out(mailing_id=mailing_id, now=timezone.now())
     if created is not None:
-        log.info(
-            "mailing %s started: %s messages",
-            mailing_id,
-            created,
-            extra={"mailing_id": mailing_id},
-        )
+        log.info("mailing started", messages=created)
         dispatch.delay()
 
 

@@ -2,14 +2,15 @@
 from a background thread: a slow or dead broker never slows down or fails an API request.
 Nothing depends on a wake-up arriving: the tick finds the same work within a second."""
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 
-log = logging.getLogger(__name__)
+from notifier.core import logging
+
+log = logging.get_logger(__name__)
 # Mailings starting this soon get a wake-up timed to their start; later ones, from the tick.
 START_HORIZON = 3.0
 _publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wakeups")
@@ -25,4 +26,9 @@ def _publish(task_name: str, args: tuple[Any, ...], eta: datetime | None) -> Non
     try:
         app.send_task(task_name, args=args, eta=eta, retry=False)
     except Exception as exc:  # the broker's errors are many and all mean the same here
-        log.warning("wake-up %s%s not published (%s); the tick will catch up", task_name, args, exc)
+        log.warning(
+            "wake-up not published; the tick will catch up",
+            task=task_name,
+            args=args,
+            error=f"{type(exc).__name__}: {exc}",
+        )

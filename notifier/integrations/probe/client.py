@@ -26,6 +26,7 @@ TRANSIENT_4XX = frozenset({408, 425, 429})
 @dataclass(frozen=True, slots=True)
 class Delivered:
     latency: float
+    status: int | None = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,18 +34,21 @@ class Transient:
     reason: str
     latency: float
     retry_after: float | None = None
+    status: int | None = None  # the HTTP status, when there was an answer
 
 
 @dataclass(frozen=True, slots=True)
 class Permanent:
     reason: str
     latency: float
+    status: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Unauthorized:
     reason: str
     latency: float
+    status: int | None = None
 
 
 Outcome = Delivered | Transient | Permanent | Unauthorized
@@ -71,17 +75,19 @@ def classify(status: int, body: bytes, retry_after: str | None, latency: float) 
         try:
             payload = json.loads(body)
         except ValueError:
-            return Transient(f"HTTP 200 with a body that is not JSON: {excerpt(body)}", latency)
+            return Transient(
+                f"HTTP 200 with a body that is not JSON: {excerpt(body)}", latency, status=200
+            )
         code = payload.get("code") if isinstance(payload, dict) else None
         if type(code) is int and code == 0:  # not `False`, not `0.0`: exactly the integer 0
             return Delivered(latency)
-        return Transient(f"HTTP 200 without code 0: {excerpt(body)}", latency)
+        return Transient(f"HTTP 200 without code 0: {excerpt(body)}", latency, status=200)
     reason = f"HTTP {status}" + (f": {excerpt(body)}" if body else "")
     if status in (401, 403):
-        return Unauthorized(reason, latency)
+        return Unauthorized(reason, latency, status)
     if status >= 500 or status in TRANSIENT_4XX:
-        return Transient(reason, latency, retry_after_seconds(retry_after))
-    return Permanent(reason, latency)
+        return Transient(reason, latency, retry_after_seconds(retry_after), status)
+    return Permanent(reason, latency, status)
 
 
 class ProbeClient:

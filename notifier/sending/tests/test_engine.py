@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from notifier.clients.models import Client
 from notifier.clients.tests.factories import ClientFactory
@@ -55,6 +56,7 @@ def test_each_matching_client_gets_exactly_one_message(stack, probe, api):
     a926 = make_clients(30, operator_code="926", tag="a")
     make_clients(10, operator_code="999", tag="c")
     run(stack)
+    before = metric_values(api)
 
     by_code = create_mailing(text="by code", operator_codes=["916"])
     by_tag = create_mailing(text="by tag", tags=["a"])
@@ -85,6 +87,21 @@ def test_each_matching_client_gets_exactly_one_message(stack, probe, api):
     assert report["duplicates"] == {}
     assert report["deliveries"] == sum(len(v) for v in expected.values())
     assert all(m.sent_at is not None and m.attempts == 1 for m in messages.values())
+    # The worker's metrics reach /metrics of the web process.
+    after = metric_values(api)
+    delivered = 'notifier_send_attempts_total{outcome="delivered"}'
+    sent = 'notifier_messages_final_total{status="sent"}'
+    assert after[delivered] - before.get(delivered, 0) == report["deliveries"]
+    assert after[sent] - before.get(sent, 0) == report["deliveries"]
+
+
+def metric_values(api) -> dict[str, float]:
+    values = {}
+    for family in text_string_to_metric_families(api.get("/metrics").content.decode()):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}"] = sample.value
+    return values
 
 
 def test_a_future_mailing_starts_by_itself_and_not_before(stack, probe):

@@ -442,7 +442,7 @@ def test_settle_of_a_message_no_longer_sending_changes_nothing(claimed, status):
     assert (claimed.status, claimed.attempts, claimed.last_error) == (status, 1, "earlier error")
 
 
-def test_settle_returns_how_many_messages_it_changed():
+def test_settle_returns_how_many_messages_took_each_status():
     """Only rows still held by the same claim count: the fence drops the others."""
     now = timezone.now()
     mailing = live_mailing()
@@ -458,8 +458,8 @@ def test_settle_returns_how_many_messages_it_changed():
         ]
     )
 
-    assert changed == 1
-    assert store.messages_settle([]) == 0
+    assert changed == {"sent": 1}
+    assert store.messages_settle([]) == {}
 
 
 # -- the tick --------------------------------------------------------------------------------

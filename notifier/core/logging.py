@@ -1,0 +1,113 @@
+"""Structured logs: one JSON object per event in production, a readable line in development.
+
+Every log call goes through the standard library (Django's, Celery's and ours alike) and is
+rendered by structlog, which merges the context bound with `bind(...)` (contextvars) into
+every event underneath: the request id and the ids of the mailing, message or client being
+handled, in the web process and the workers alike.
+"""
+
+import re
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars
+
+__all__ = ["bind", "bound", "clear", "configure", "formatter", "get_logger", "logging_config"]
+
+bind = bind_contextvars
+bound = bound_contextvars
+clear = clear_contextvars
+get_logger = structlog.stdlib.get_logger
+
+# Keys whose values are secrets wherever they appear in an event.
+SECRET_KEYS = frozenset({"password", "token", "authorization", "probe_token", "secret_key"})
+REDACTED = "[redacted]"
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"']+")
+
+
+class Redactor:
+    """The last line of defence: known secret values and bearer credentials are blanked out
+    of every event, whatever logged them."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = [s for s in secrets if s and len(s) >= 6]
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+        for key, value in list(event.items()):
+            if key.lower() in SECRET_KEYS:
+                event[key] = REDACTED
+            elif isinstance(value, str):
+                event[key] = self.scrub(value)
+        return event
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return _BEARER.sub(rf"\1{REDACTED}", text)
+
+
+def _pre_chain(secrets: list[str]) -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        Redactor(secrets),
+    ]
+
+
+def formatter(*, fmt: str, secrets: list[str]) -> structlog.stdlib.ProcessorFormatter:
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=_pre_chain(secrets),
+    )
+
+
+def logging_config(*, fmt: str, level: str, secrets: list[str]) -> dict[str, Any]:
+    """A `LOGGING` dict for Django: `fmt` is `json` (production) or `console`."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structured": {"()": lambda: formatter(fmt=fmt, secrets=secrets)},
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # A line per task run (a tick every second) would drown what matters.
+            **{
+                name: {"level": "WARNING"}
+                for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+            },
+            # The request log line is ours (with its context); Django's would repeat it.
+            "django.request": {"level": "ERROR"},
+            "django.server": {"level": "WARNING"},
+        },
+    }
+
+
+def configure(*, secrets: list[str]) -> None:
+    """structlog's own loggers hand their events to the standard library's handlers."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            Redactor(secrets),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
