@@ -19,12 +19,6 @@ def _reconnect_publisher(broker_url: str, transport_options: dict) -> None:
 
 
 @pytest.fixture
-def probe() -> Iterator[ProbeProcess]:
-    with ProbeProcess(seed=1) as simulator:
-        yield simulator
-
-
-@pytest.fixture
 def redis(tmp_path: Path) -> Iterator[Redis | None]:
     """Redis on PostgreSQL runs (the production pairing); SQLite runs use the file broker."""
     if connection.vendor != "postgresql":

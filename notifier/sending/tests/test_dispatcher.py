@@ -8,7 +8,6 @@ these tests commit for real (`transaction=True`); on SQLite the test database is
 import itertools
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, cast
 
@@ -26,22 +25,8 @@ from probe_sim.testing import ProbeProcess
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 S = Message.Status
-TOKEN = "dispatcher-test-token-5d21"
 SEC = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def probe_process() -> Iterator[ProbeProcess]:
-    with ProbeProcess(token=TOKEN, seed=3) as probe:
-        yield probe
-
-
-@pytest.fixture
-def probe(probe_process: ProbeProcess) -> ProbeProcess:
-    """The module's simulator with no records and no faults."""
-    probe_process.reset()
-    return probe_process
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +39,7 @@ def config(probe: ProbeProcess, **overrides: Any) -> SendingConfig:
     """Small timeouts and delays, so that every test runs in a second or two."""
     knobs: dict[str, Any] = {
         "probe_url": probe.url,
-        "probe_token": TOKEN,
+        "probe_token": probe.token,
         "request_timeout": 2.0,
         "in_flight": 20,
         "backoff_base": 0.01,

@@ -3,7 +3,6 @@ against the simulator on loopback."""
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,7 +17,6 @@ from notifier.integrations.probe.client import (
 )
 from probe_sim.testing import ProbeProcess
 
-TOKEN = "probe-client-test-token-4f1c9a"
 WRONG_TOKEN = "wrong-token-b7e205"
 PHONE = "79161234567"
 HTTP_DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
@@ -87,39 +85,28 @@ def test_classify_quotes_only_an_excerpt_of_a_huge_body():
 # -- the real client against the simulator ---------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def probe_process() -> Iterator[ProbeProcess]:
-    with ProbeProcess(token=TOKEN, seed=7) as probe:
-        yield probe
-
-
-@pytest.fixture
-def probe(probe_process: ProbeProcess) -> ProbeProcess:
-    """The module's simulator with no records, no outage and its start-up faults."""
-    probe_process.reset()
-    return probe_process
-
-
-def _check_no_secret(outcome: Outcome) -> None:
-    for secret in (TOKEN, WRONG_TOKEN):
+def _check_no_secret(outcome: Outcome, token: str) -> None:
+    for secret in (token, WRONG_TOKEN):
         assert secret not in repr(outcome)
 
 
 def send(
     probe: ProbeProcess,
     *,
-    token: str = TOKEN,
+    token: str | None = None,
     message_id: int = 1,
     phone: str = PHONE,
     text: str = "Hello!",
     timeout: float = 5.0,
 ) -> Outcome:
     async def go() -> Outcome:
-        async with ProbeClient(base_url=probe.url, token=token, max_connections=4) as client:
+        async with ProbeClient(
+            base_url=probe.url, token=token or probe.token or "", max_connections=4
+        ) as client:
             return await client.send(message_id=message_id, phone=phone, text=text, timeout=timeout)
 
     outcome = asyncio.run(go())
-    _check_no_secret(outcome)
+    _check_no_secret(outcome, probe.token or "")
     return outcome
 
 
@@ -144,7 +131,9 @@ def test_body_is_exactly_id_phone_as_integer_and_text(probe):
 
 def test_a_base_url_with_a_trailing_slash_works(probe):
     async def go() -> Outcome:
-        async with ProbeClient(base_url=probe.url + "/", token=TOKEN, max_connections=1) as c:
+        async with ProbeClient(
+            base_url=probe.url + "/", token=probe.token or "", max_connections=1
+        ) as c:
             return await c.send(message_id=5, phone=PHONE, text="x", timeout=5)
 
     assert isinstance(asyncio.run(go()), Delivered)
@@ -154,7 +143,9 @@ def test_many_requests_share_a_small_pool(probe):
     """More sends than connections all complete: the pool queues, it does not fail."""
 
     async def go() -> list[Outcome]:
-        async with ProbeClient(base_url=probe.url, token=TOKEN, max_connections=3) as client:
+        async with ProbeClient(
+            base_url=probe.url, token=probe.token or "", max_connections=3
+        ) as client:
             return await asyncio.gather(
                 *(client.send(message_id=i, phone=PHONE, text="x", timeout=5) for i in range(1, 31))
             )
@@ -198,7 +189,9 @@ def test_garbage_with_status_200_is_transient(probe):
     """HTML, `{"code": 1}` and truncated JSON, all with 200: none counts as sent."""
 
     async def go() -> list[Outcome]:
-        async with ProbeClient(base_url=probe.url, token=TOKEN, max_connections=1) as client:
+        async with ProbeClient(
+            base_url=probe.url, token=probe.token or "", max_connections=1
+        ) as client:
             return [
                 await client.send(message_id=i, phone=PHONE, text="x", timeout=5)
                 for i in range(1, 31)
@@ -207,7 +200,7 @@ def test_garbage_with_status_200_is_transient(probe):
     probe.set_faults(garbage_rate=1.0)
     outcomes = asyncio.run(go())
     for outcome in outcomes:
-        _check_no_secret(outcome)
+        _check_no_secret(outcome, probe.token or "")
         assert isinstance(outcome, Transient)
         assert outcome.reason.startswith("HTTP 200")
     assert probe.report()["by_answer"] == {"garbage": 30}
