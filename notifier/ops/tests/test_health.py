@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError
 
 from notifier.ops import health
-from notifier.sending.tests.stack import Redis, free_port
+from notifier.testing.stack import Redis, free_port
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from notifier.mailings.models import Mailing, Message
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 from notifier.ops import metrics
 from notifier.ops.metrics import in_flight, record_attempt, record_final
-from notifier.sending.tests.stack import ROOT, test_database_url
+from notifier.testing.stack import ROOT, session_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -262,7 +262,7 @@ def test_without_a_folder_metrics_are_those_of_the_answering_process(tmp_path: P
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": "",
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": session_database_url(),
     }
 
     subprocess.run(

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from notifier.sending.tests.stack import Redis, Stack
+from notifier.testing.stack import Redis, Stack
 from probe_sim.testing import ProbeProcess
 
 

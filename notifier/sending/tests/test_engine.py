@@ -15,7 +15,7 @@ from notifier.clients.models import Client
 from notifier.clients.tests.factories import ClientFactory
 from notifier.mailings.models import Mailing, Message
 from notifier.mailings.services import mailing_create
-from notifier.sending.tests.stack import wait_for
+from notifier.testing.stack import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

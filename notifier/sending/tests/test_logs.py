@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from notifier.core import logging as notifier_logging
 from notifier.mailings.models import Mailing, Message
-from notifier.sending.tests.stack import wait_for
+from notifier.testing.stack import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

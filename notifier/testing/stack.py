@@ -1,4 +1,4 @@
-"""The whole system as separate processes, for the engine's integration tests: a Celery
+"""The whole system as separate processes, for integration tests and benchmarks: a Celery
 worker and beat started through the same entry scripts as the Procfile (bin/worker,
 bin/beat), Redis (on PostgreSQL runs) or the file broker (on SQLite runs), the simulator
 of the external API, and the test database."""
@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -41,7 +41,7 @@ def wait_for(
         time.sleep(interval)
 
 
-def test_database_url() -> str:
+def session_database_url() -> str:
     """The URL of the database this test session created, for processes of our own."""
     s = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -102,7 +102,7 @@ class Stack:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DJANGO_DEBUG": "1",
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": session_database_url(),
             "VAR_DIR": str(workdir),
             "CELERY_BROKER_URL": broker_url,
             "PROBE_URL": probe_url,
