@@ -6,7 +6,7 @@ export PATH := $(BIN):$(PATH)
 # A local run and the tests need no secret; production sets DJANGO_SECRET_KEY and leaves this off.
 export DJANGO_DEBUG ?= 1
 
-.PHONY: run test lint typecheck test-sqlite test-postgres migrate clean
+.PHONY: run test lint typecheck test-sqlite test-postgres migrate bench clean
 
 run: $(VENV)/.installed migrate
 	@echo "API on http://127.0.0.1:$${PORT:-8000}/api/ - docs on /docs/, admin on /admin/"
@@ -27,6 +27,10 @@ test-sqlite: $(VENV)/.installed
 
 test-postgres: $(VENV)/.installed
 	scripts/with-postgres python -m pytest
+
+# Benchmarks, not tests: real PostgreSQL, Redis, a worker and the simulator. SIZE=small for seconds.
+bench: $(VENV)/.installed
+	REQUIRE_POSTGRES=1 scripts/with-postgres python -m bench --size $${SIZE:-full}
 
 migrate: $(VENV)/.installed
 	@mkdir -p var

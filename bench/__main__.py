@@ -1,0 +1,275 @@
+"""The benchmark suite: `make bench` (full size) or `make bench SIZE=small` (seconds).
+
+Runs against a real PostgreSQL (started by scripts/with-postgres), Redis, a real worker
+through bin/worker, and the simulator on loopback. Every figure is printed beside its target
+and a ceiling measured in the same run, and the report goes to docs/benchmarks.md.
+"""
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from probe_sim.testing import ProbeProcess
+
+SIZES = {
+    "small": {"dispatch": 2_000, "fanout": 20_000},
+    "full": {"dispatch": 100_000, "fanout": 1_000_000},
+}
+IN_FLIGHT = 100
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Figure:
+    scenario: str
+    name: str
+    value: float
+    unit: str
+    target: str
+    passed: bool | None  # None: informational
+
+
+def setup(workdir: Path) -> None:
+    """Django against the benchmark database, with a Redis broker of our own."""
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        sys.exit("run the benchmarks through `make bench` (PostgreSQL via scripts/with-postgres)")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["VAR_DIR"] = str(workdir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "metrics")
+    (workdir / "metrics").mkdir()
+    from notifier.testing.stack import Redis
+
+    redis = Redis(workdir)
+    redis.start()
+    os.environ["CELERY_BROKER_URL"] = redis.url
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def sql(statement: str, params: list | None = None) -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params or [])
+        return cursor.fetchall() if cursor.description else []
+
+
+def reset_data(clients: int) -> None:
+    """Exactly `clients` clients and no mailings, messages or leftovers."""
+    sql("TRUNCATE mailings_message, mailings_mailing, clients_client RESTART IDENTITY CASCADE")
+    sql(
+        "INSERT INTO clients_client (phone, operator_code, tag, timezone, created_at, updated_at)"
+        " SELECT '7' || lpad(g::text, 10, '0'), '916', 't' || (g %% 10), 'UTC', now(), now()"
+        " FROM generate_series(1, %s) g",
+        [clients],
+    )
+    sql("ANALYZE")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+# -- 1. dispatch throughput ------------------------------------------------------------------
+
+
+def ceiling(probe_url: str, token: str, n: int) -> float:
+    """A bare async client: no database, no Celery, the same simulator and in-flight limit."""
+    import aiohttp
+
+    async def run() -> float:
+        limit = asyncio.Semaphore(IN_FLIGHT)
+        connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+            async def one(i: int) -> None:
+                async with (
+                    limit,
+                    session.post(
+                        f"{probe_url}/send/{i}", json={"id": i, "phone": 79160000000, "text": "x"}
+                    ) as response,
+                ):
+                    await response.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(1, n + 1)))
+            return n / (time.perf_counter() - started)
+
+    return asyncio.run(run())
+
+
+def dispatch(n: int, latency_ms: int, probe: "ProbeProcess") -> tuple[float, float]:
+    from notifier.mailings.services import mailing_create
+
+    reset_data(n)
+    probe.reset()
+    probe.set_faults(latency_ms=latency_ms)
+    bare = ceiling(probe.url, probe.token, n)
+    probe.reset()
+    probe.set_faults(latency_ms=latency_ms)
+    started = datetime.now(UTC)
+    mailing_create(start_at=started, end_at=started + timedelta(hours=1), text="Benchmark", tags=[])
+    deadline = time.monotonic() + max(600, n / 50)
+    while time.monotonic() < deadline:
+        ((sent, last),) = sql(
+            "SELECT count(*) FILTER (WHERE status = 'sent'), max(sent_at) FROM mailings_message"
+        )
+        if sent == n:
+            return n / (last - started).total_seconds(), bare
+        time.sleep(0.5)
+    raise RuntimeError(f"dispatch of {n} did not finish: {sent} sent")
+
+
+def scenario_dispatch(n: int, figures: list[Figure]) -> None:
+    from notifier.testing.stack import Stack
+    from probe_sim.testing import ProbeProcess
+
+    with tempfile.TemporaryDirectory() as logs, ProbeProcess(seed=1) as probe:
+        stack = Stack(
+            workdir=Path(logs),
+            broker_url=os.environ["CELERY_BROKER_URL"],
+            probe_url=probe.url,
+            probe_token=probe.token or "",
+        )
+        stack.configure(
+            SENDING_IN_FLIGHT=str(IN_FLIGHT), LOG_LEVEL="INFO", SENDING_REQUEST_TIMEOUT="10"
+        )
+        stack.start("worker")
+        stack.start("beat")
+        try:
+            for latency, target in ((0, 0.5), (100, 0.8)):
+                service, bare = dispatch(n, latency, probe)
+                ratio = service / bare
+                label = f"{n:,} messages, simulator at {latency} ms"
+                figures += [
+                    Figure("dispatch", f"{label}: service", service, "msg/s", "", None),
+                    Figure("dispatch", f"{label}: ceiling", bare, "msg/s", "", None),
+                    Figure(
+                        "dispatch", f"{label}: ratio", ratio, "x", f">= {target}", ratio >= target
+                    ),
+                ]
+                print_figures(figures[-3:])
+        finally:
+            stack.stop()
+
+
+# -- 2. fan-out ------------------------------------------------------------------------------
+
+
+def scenario_fanout(n: int, figures: list[Figure]) -> None:
+    """The service's fan-out against a raw INSERT ... SELECT of the same rows, alternated."""
+    from notifier.mailings.models import Mailing
+    from notifier.sending import store
+
+    reset_data(n)
+    raw_times, service_times = [], []
+    for _ in range(2):
+        now = datetime.now(UTC)
+        mailings = [
+            Mailing.objects.create(start_at=now, end_at=now + timedelta(hours=1), text="x")
+            for _ in range(2)
+        ]
+        raw_times.append(
+            timed(
+                lambda m=mailings[0]: sql(
+                    "INSERT INTO mailings_message (mailing_id, client_id, phone, status,"
+                    " attempts, last_error, created_at, next_attempt_at)"
+                    " SELECT %s, id, phone, 'pending', 0, '', now(), now() FROM clients_client",
+                    [m.id],
+                )
+            )
+        )
+        service_times.append(
+            timed(lambda m=mailings[1], t=now: store.mailing_fan_out(mailing_id=m.id, now=t))
+        )
+        sql("TRUNCATE mailings_message")
+    raw, service = statistics.median(raw_times), statistics.median(service_times)
+    figures += [
+        Figure("fanout", f"{n:,} messages: raw INSERT ... SELECT", raw, "s", "", None),
+        Figure("fanout", f"{n:,} messages: service", service, "s", "", None),
+        Figure("fanout", "ratio service / raw", service / raw, "x", "<= 1.5", service / raw <= 1.5),
+    ]
+    print_figures(figures[-3:])
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def verdict(figure: Figure) -> str:
+    return "" if figure.passed is None else ("PASS" if figure.passed else "FALLS SHORT")
+
+
+def print_figures(figures: list[Figure]) -> None:
+    for f in figures:
+        print(f"{f.scenario:9} {f.name:55} {f.value:12.2f} {f.unit:6} {f.target:8} {verdict(f)}")
+
+
+def write_report(figures: list[Figure], size: str) -> None:
+    from django.db import connection
+
+    (pg_version,) = sql("SHOW server_version")[0]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench SIZE={size}` on"
+        f" {os.cpu_count()} cores, {_memory()} memory, Python {platform.python_version()},"
+        f" PostgreSQL {pg_version} ({connection.vendor}), one worker process with"
+        f" {IN_FLIGHT} requests in flight, the simulator on loopback.",
+        "",
+        "| scenario | figure | value | target | |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {f.scenario} | {f.name} | {f.value:,.2f} {f.unit} | {f.target} | {verdict(f)} |"
+            for f in figures
+        ),
+        "",
+    ]
+    path = ROOT / "docs" / "benchmarks.md"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("\n".join(lines))
+    print(f"report: {path}")
+
+
+def _memory() -> str:
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return f"{pages / 2**30:.0f} GiB"
+
+
+SCENARIOS = {"dispatch": scenario_dispatch, "fanout": scenario_fanout}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], help="default: all")
+    parser.add_argument("--size", default="full", choices=list(SIZES))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="notifier-bench-") as workdir:
+        setup(Path(workdir))
+        figures: list[Figure] = []
+        for name in args.scenarios or SCENARIOS:
+            SCENARIOS[name](SIZES[args.size][name], figures)
+        write_report(figures, args.size)
+
+
+if __name__ == "__main__":
+    main()
