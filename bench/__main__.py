@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,7 +125,7 @@ def dispatch(n: int, latency_ms: int, probe: "ProbeProcess") -> tuple[float, flo
     reset_data(n)
     probe.reset()
     probe.set_faults(latency_ms=latency_ms)
-    bare = ceiling(probe.url, probe.token, n)
+    bare = ceiling(probe.url, probe.token or "", n)
     probe.reset()
     probe.set_faults(latency_ms=latency_ms)
     started = datetime.now(UTC)
@@ -191,16 +192,17 @@ def scenario_fanout(n: int, figures: list[Figure]) -> None:
         ]
         raw_times.append(
             timed(
-                lambda m=mailings[0]: sql(
+                partial(
+                    sql,
                     "INSERT INTO mailings_message (mailing_id, client_id, phone, status,"
                     " attempts, last_error, created_at, next_attempt_at)"
                     " SELECT %s, id, phone, 'pending', 0, '', now(), now() FROM clients_client",
-                    [m.id],
+                    [mailings[0].id],
                 )
             )
         )
         service_times.append(
-            timed(lambda m=mailings[1], t=now: store.mailing_fan_out(mailing_id=m.id, now=t))
+            timed(partial(store.mailing_fan_out, mailing_id=mailings[1].id, now=now))
         )
         sql("TRUNCATE mailings_message")
     raw, service = statistics.median(raw_times), statistics.median(service_times)
