@@ -7,6 +7,7 @@ and a ceiling measured in the same run, and the report goes to docs/benchmarks.m
 
 import argparse
 import asyncio
+import atexit
 import os
 import platform
 import statistics
@@ -55,6 +56,7 @@ def setup(workdir: Path) -> None:
 
     redis = Redis(workdir)
     redis.start()
+    atexit.register(redis.stop)
     os.environ["CELERY_BROKER_URL"] = redis.url
     import django
 
