@@ -7,6 +7,7 @@ loop only ever waits on the network.
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,13 @@ class CredentialsGate:
 
 
 credentials = CredentialsGate()
+# Set when a mailing starts while the loop runs: look for new live mailings at once, not at
+# the next refresh (a newly started mailing would otherwise wait up to LIVE_REFRESH).
+_new_work = threading.Event()
+
+
+def poke() -> None:
+    _new_work.set()
 
 
 class Dispatcher:
@@ -151,7 +159,8 @@ class Dispatcher:
 
     async def _claim_and_start(self, probe: ProbeClient, free: int) -> int:
         now = timezone.now()
-        if time.monotonic() - self._live_at >= LIVE_REFRESH or not self._live:
+        if time.monotonic() - self._live_at >= LIVE_REFRESH or not self._live or _new_work.is_set():
+            _new_work.clear()
             self._live = await self._db(store.live_mailing_ids, now=now)
             self._live_at = time.monotonic()
         claimed = 0

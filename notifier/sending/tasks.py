@@ -8,7 +8,7 @@ from django.utils import timezone
 from notifier.core import logging
 from notifier.sending import store
 from notifier.sending.config import SendingConfig
-from notifier.sending.dispatcher import Dispatcher
+from notifier.sending.dispatcher import Dispatcher, poke
 from notifier.sending.wakeups import START_HORIZON
 
 log = logging.get_logger(__name__)
@@ -49,6 +49,7 @@ def start_mailing(mailing_id: int) -> None:
 def dispatch() -> None:
     """Send due messages until none are left or the budget is spent."""
     if not _dispatching.acquire(blocking=False):
+        poke()  # the running loop takes it from here
         return
     try:
         config = SendingConfig.load()
