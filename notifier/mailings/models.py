@@ -139,3 +139,33 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message {self.id}"
+
+
+class MessageCount(models.Model):
+    """How many messages each mailing has in each status, kept by database triggers on the
+    message table (migration 0002), so that statistics read a few rows per mailing instead of
+    counting millions of messages, and no code path can forget to update them.
+
+    A count is the sum of its rows: one `base` row per (mailing, status) and, on PostgreSQL,
+    delta rows that triggers append. Appending takes no lock that another writer needs, so
+    concurrent claims and settlements never wait on a shared counter; the engine's tick folds
+    the deltas into the base rows (`message_counts_compact`). SQLite, one writer at a time,
+    updates the base rows directly."""
+
+    mailing_id = models.BigIntegerField()  # no foreign key: rows outlive a deleted mailing at 0
+    status = models.CharField(max_length=16, choices=MessageStatus.choices)
+    number = models.BigIntegerField(default=0)
+    base = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailing_id", "status"],
+                condition=models.Q(base=True),
+                name="message_count_base",
+            )
+        ]
+        indexes = [models.Index(fields=["mailing_id", "status"], name="message_count_idx")]
+
+    def __str__(self) -> str:
+        return f"Mailing {self.mailing_id}: {self.number:+} {self.status}"

@@ -12,6 +12,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from notifier.clients.models import Client
 from notifier.mailings.models import Mailing, Message
+from notifier.mailings.selectors import message_counts_compact
 from notifier.mailings.services import messages_transition
 from notifier.sending.policy import Settlement
 
@@ -276,6 +277,7 @@ def engine_tick(*, now: datetime, horizon: float) -> TickReport:
     if finished:
         Mailing.objects.filter(id__in=finished, finished_at=None).update(finished_at=now)
 
+    message_counts_compact()
     due = Message.objects.filter(
         status=PENDING,
         next_attempt_at__lte=now,

@@ -1,0 +1,86 @@
+"""The per-mailing counts the statistics read are kept by database triggers: whatever writes
+messages (the ORM, bulk updates, raw SQL, deletes), the counts equal a real COUNT(*)."""
+
+from collections import Counter
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+from django.utils import timezone
+
+from notifier.clients.tests.factories import ClientFactory
+from notifier.mailings.models import Message, MessageCount
+from notifier.mailings.selectors import message_counts_compact
+from notifier.mailings.services import mailing_delete
+from notifier.mailings.tests.factories import MailingFactory, MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def kept() -> Counter:
+    """The counts as the statistics read them: the sum of base and delta rows."""
+    rows = MessageCount.objects.values_list("mailing_id", "status").annotate(n=Sum("number"))
+    return Counter({(m, s): n for m, s, n in rows if n})
+
+
+def real() -> Counter:
+    return Counter((m, s) for m, s in Message.objects.values_list("mailing_id", "status"))
+
+
+def test_counts_follow_every_kind_of_write():
+    a, b = MailingFactory(), MailingFactory()
+    MessageFactory.create_batch(5, mailing=a)
+    MessageFactory.create_batch(3, mailing=b)
+    assert kept() == real() == Counter({(a.id, "pending"): 5, (b.id, "pending"): 3})
+
+    Message.objects.filter(mailing=a).update(status="sending")  # a bulk update
+    first = Message.objects.filter(mailing=a).first()
+    assert first is not None
+    first.status, first.sent_at = "sent", timezone.now()
+    first.save()  # one row through the ORM
+    Message.objects.filter(mailing=b).update(attempts=2)  # no status change at all
+    with connection.cursor() as cursor:  # raw SQL, as the engine writes
+        cursor.execute(
+            "UPDATE mailings_message SET status = 'expired' WHERE mailing_id = %s", [b.id]
+        )
+    Message.objects.filter(id=first.id).delete()
+    assert kept() == real()
+    assert kept() == Counter({(a.id, "sending"): 4, (b.id, "expired"): 3})
+
+
+def test_a_set_based_insert_is_counted_once_per_row():
+    mailing = MailingFactory()
+    clients = ClientFactory.create_batch(7)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO mailings_message (mailing_id, client_id, phone, status, attempts,"
+            " last_error, created_at, next_attempt_at)"
+            " SELECT %s, id, phone, 'pending', 0, '', %s, %s FROM clients_client",
+            [mailing.id, *[connection.ops.adapt_datetimefield_value(timezone.now())] * 2],
+        )
+    assert kept() == real() == Counter({(mailing.id, "pending"): len(clients)})
+
+
+def test_deleting_a_mailing_takes_its_counts_to_zero():
+    mailing = MailingFactory()
+    MessageFactory.create_batch(4, mailing=mailing)
+
+    mailing_delete(mailing=mailing)
+
+    assert kept() == Counter()
+
+
+def test_compaction_folds_deltas_and_changes_no_count():
+    """PostgreSQL appends a delta row per statement; the tick folds them into one base row
+    per (mailing, status). SQLite keeps base rows only."""
+    mailing = MailingFactory()
+    for _ in range(3):
+        MessageFactory(mailing=mailing)
+    Message.objects.filter(mailing=mailing).update(status="sending")
+    before = kept()
+
+    message_counts_compact()
+
+    assert kept() == before == real()
+    assert not MessageCount.objects.filter(base=False).exists()
+    assert MessageCount.objects.filter(mailing_id=mailing.id).count() == 2  # pending 0, sending 3
