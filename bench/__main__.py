@@ -10,6 +10,7 @@ import asyncio
 import atexit
 import os
 import platform
+import secrets
 import statistics
 import sys
 import tempfile
@@ -157,8 +158,14 @@ def running_system() -> Iterator["ProbeProcess"]:
             probe_url=probe.url,
             probe_token=probe.token or "",
         )
+        # Production settings for the worker: debug off (Django's debug cursor wrapper and
+        # query log cost a fifth of a worker's time), logs at INFO as JSON.
         stack.configure(
-            SENDING_IN_FLIGHT=str(IN_FLIGHT), LOG_LEVEL="INFO", SENDING_REQUEST_TIMEOUT="10"
+            DJANGO_DEBUG="0",
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            SENDING_IN_FLIGHT=str(IN_FLIGHT),
+            LOG_LEVEL="INFO",
+            SENDING_REQUEST_TIMEOUT="10",
         )
         stack.start("worker")
         stack.start("beat")
