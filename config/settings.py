@@ -247,9 +247,8 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Structured logs (see notifier/core/logging.py): JSON lines in production, readable lines in
 # development. Known secrets are blanked out of every event.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+LOG_SECRETS = [PROBE_TOKEN, SECRET_KEY, METRICS_TOKEN]
 LOGGING = notifier_logging.logging_config(
-    fmt=LOG_FORMAT,
-    level=env.str("LOG_LEVEL", default="INFO"),
-    secrets=[PROBE_TOKEN, SECRET_KEY, METRICS_TOKEN],
+    fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"), secrets=LOG_SECRETS
 )
-notifier_logging.configure(secrets=[PROBE_TOKEN, SECRET_KEY, METRICS_TOKEN])
+notifier_logging.configure(secrets=LOG_SECRETS)

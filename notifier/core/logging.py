@@ -48,6 +48,8 @@ class Redactor:
 
 
 def _pre_chain(secrets: list[str]) -> list[Any]:
+    """What every event goes through, from structlog or the standard library alike (the
+    extras of a standard library record become keys; a structlog event has none)."""
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
@@ -98,13 +100,8 @@ def configure(*, secrets: list[str]) -> None:
     """structlog's own loggers hand their events to the standard library's handlers."""
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
             structlog.stdlib.filter_by_level,
-            structlog.stdlib.add_logger_name,
-            structlog.stdlib.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            Redactor(secrets),
+            *_pre_chain(secrets),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -98,7 +98,6 @@ class Dispatcher:
         self._live: list[int] = []
         self._live_at = -LIVE_REFRESH
         self._rotation = 0
-        self.sent = 0
 
     def run(self, *, budget: float) -> bool:
         """Send until nothing is due or `budget` seconds have passed; True if work remains."""
@@ -223,8 +222,6 @@ class Dispatcher:
         elif isinstance(outcome, Delivered | Permanent):
             # Only an answer from behind the API's authentication proves our credentials.
             self.gate.accepted()
-        if isinstance(outcome, Delivered):
-            self.sent += 1
         settlement = settle(
             message_id=claim.id,
             attempts=claim.attempts,
