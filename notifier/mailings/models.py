@@ -85,6 +85,7 @@ class Message(models.Model):
 
     Status = MessageStatus
     ACTIVE_STATUSES = (Status.PENDING, Status.SENDING)
+    FINAL_STATUSES = (Status.SENT, Status.FAILED, Status.EXPIRED, Status.CANCELLED)
 
     mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="messages")
     # The history outlives the client: the link is cleared, the address stays.

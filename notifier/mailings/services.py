@@ -18,7 +18,6 @@ from notifier.sending.wakeups import START_HORIZON, wake_after_commit
 log = logging.get_logger(__name__)
 FROZEN_ONCE_STARTED = ("start_at", "operator_codes", "tags")
 TRANSITION_CHUNK = 5000
-FINAL_STATUSES = frozenset({Message.Status.EXPIRED, Message.Status.CANCELLED})
 
 
 def mailing_create(
@@ -163,7 +162,7 @@ def messages_transition(
             if not rows:
                 return moved
             Message.objects.filter(id__in=[row[0] for row in rows]).update(status=to, **changes)
-            if to in FINAL_STATUSES:
+            if to in Message.FINAL_STATUSES:
                 transaction.on_commit(partial(metrics.record_final, to, len(rows)))
         for message_id, mailing_id, client_id, status_from in rows:
             log.info(

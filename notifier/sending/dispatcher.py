@@ -38,9 +38,6 @@ FLUSH_SIZE = 500  # ... or as soon as this many are waiting
 IDLE_POLL = 0.2  # seconds between claims while nothing is due
 IDLE_EXIT = 1.0  # a loop with nothing to do for this long ends; the tick wakes it again
 LIVE_REFRESH = 1.0  # seconds between refreshes of the list of live mailings
-FINAL_STATUSES = frozenset(
-    {Message.Status.SENT, Message.Status.FAILED, Message.Status.EXPIRED, Message.Status.CANCELLED}
-)
 
 
 class CredentialsGate:
@@ -253,7 +250,7 @@ class Dispatcher:
         if batch:
             written = await self._db(store.messages_settle, settlements=batch)
             for status, count in written.items():
-                if status in FINAL_STATUSES:
+                if status in Message.FINAL_STATUSES:
                     metrics.record_final(status, count)
 
 
