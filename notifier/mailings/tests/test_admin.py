@@ -6,6 +6,7 @@ from django.test import Client as WebClient
 from django.utils import timezone
 
 from notifier.clients.tests.factories import ClientFactory
+from notifier.mailings.admin import CappedCountPaginator
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +55,19 @@ def test_list_pages_use_a_bounded_number_of_queries(admin_web, url, django_asser
         page = admin_web.get(url)
 
     assert page.status_code == 200
+
+
+def test_message_list_counts_no_further_than_its_cap(admin_web, monkeypatch):
+    """At millions of messages an exact count would cost seconds on every page view."""
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 5)
+    MessageFactory.create_batch(8, mailing=MailingFactory())
+
+    page = admin_web.get("/admin/mailings/message/")
+
+    assert page.status_code == 200
+    assert page.context["cl"].result_count == 6
+    assert b"6 messages" in page.content
+    assert len(page.context["cl"].result_list) == 8
 
 
 def test_client_search_by_phone_prefix_and_id(admin_web):
