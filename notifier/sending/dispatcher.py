@@ -1,11 +1,12 @@
 """The send loop of one worker process: claims due messages just in time, keeps up to
 `in_flight` requests going at once over one keep-alive pool, and writes outcomes back in bulk.
 
-All database work runs on one dedicated thread (Django's ORM is synchronous), so the event
-loop only ever waits on the network.
+All database work runs on two dedicated threads, one for claims and one for outcomes (Django's
+ORM is synchronous), so the event loop only ever waits on the network.
 """
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -85,12 +86,27 @@ def poke() -> None:
 
 
 class Dispatcher:
+    """The feeder claims messages as slots free up and queues them; `in_flight` lanes take
+    them from the queue, one request at a time each; the flusher writes outcomes back. Claims
+    and settlements run on database threads of their own, so neither ever waits for the
+    other, and sending never waits for either.
+
+    The feeder claims a little ahead (`_prefetch`): a slot that frees up starts its next
+    request at once instead of waiting for a claim's round trip. The lead is bounded by the
+    recent send rate, so a claimed message waits for a slot a fraction of `start_window` at
+    most (past it, it is released unsent)."""
+
     def __init__(self, config: SendingConfig, *, rng: random.Random | None = None) -> None:
         self.config = config
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
-        self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-db")
+        # One connection each: a claim never queues behind a settlement.
+        self._claims_db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-claims")
+        self._settle_db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-settle")
         self._settled: list[Settlement] = []
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._outstanding = 0  # claimed messages not yet done with
+        self._sending = 0  # of which requests under way
+        self._done = 0  # attempts finished, for the send rate
+        self._rate = 0.0  # attempts per second, smoothed
         self.gate = credentials
         self._live: list[int] = []
         self._live_at = -LIVE_REFRESH
@@ -101,110 +117,157 @@ class Dispatcher:
         try:
             return asyncio.run(self._run(budget))
         finally:
-            # `connection` is per thread: close the one the database thread opened.
-            self._db_pool.submit(lambda: connection.close()).result()
-            self._db_pool.shutdown()
+            # `connection` is per thread: close the ones the database threads opened.
+            for pool in (self._claims_db, self._settle_db):
+                pool.submit(lambda: connection.close()).result()
+                pool.shutdown()
 
-    async def _db(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db_pool, lambda: fn(**kwargs))
+    async def _db(self, pool: ThreadPoolExecutor, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(**kwargs))
 
     async def _run(self, budget: float) -> bool:
         deadline = time.monotonic() + budget
-        last_flush = idle_since = time.monotonic()
+        self._queue: asyncio.Queue[tuple[store.Claim, float]] = asyncio.Queue()
+        self._slot_freed = asyncio.Event()
+        self._all_done = asyncio.Event()
+        self._stopping = asyncio.Event()
         async with ProbeClient(
             base_url=self.config.probe_url,
             token=self.config.probe_token,
             max_connections=self.config.in_flight,
         ) as probe:
-            while True:
-                now = time.monotonic()
-                if self._settled and (
-                    len(self._settled) >= FLUSH_SIZE
-                    or now - last_flush >= FLUSH_EVERY
-                    or not self._in_flight
-                ):
-                    await self._flush()
-                    last_flush = now
-                if now >= deadline:
-                    break
-                claimed = 0
-                free = self._free_slots()
-                if free and now >= self.gate.closed_until:
-                    claimed = await self._claim_and_start(probe, free)
-                if claimed or self._in_flight:
-                    idle_since = now
-                elif now - idle_since >= IDLE_EXIT:
-                    break
-                if self._in_flight:
-                    await asyncio.wait(
-                        self._in_flight, timeout=FLUSH_EVERY, return_when=asyncio.FIRST_COMPLETED
-                    )
-                elif not claimed:
-                    await asyncio.sleep(IDLE_POLL)
-            if self._in_flight:
-                await asyncio.wait(self._in_flight)
-            await self._flush()
-        return now >= deadline
+            lanes = [asyncio.create_task(self._lane(probe)) for _ in range(self.config.in_flight)]
+            flusher = asyncio.create_task(self._flush_loop())
+            try:
+                more = await self._feed(deadline)
+                if self._outstanding:
+                    self._all_done.clear()
+                    await self._all_done.wait()
+            finally:
+                for lane in lanes:
+                    lane.cancel()  # all of them wait on the empty queue by now
+                self._stopping.set()
+                await flusher
+        return more
 
-    def _free_slots(self) -> int:
+    async def _feed(self, deadline: float) -> bool:
+        """Claim and start messages until the deadline, or until nothing has been due for
+        IDLE_EXIT; returns whether the deadline cut it short."""
+        idle_since = rate_at = time.monotonic()
+        done_at_rate = 0
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return True
+            if now - rate_at >= 0.5:
+                # Attempts per second over the last half second, smoothed.
+                recent = (self._done - done_at_rate) / (now - rate_at)
+                self._rate = 0.5 * self._rate + 0.5 * recent
+                rate_at, done_at_rate = now, self._done
+            claimed = 0
+            wanted = self._wanted()
+            if wanted and now >= self.gate.closed_until:
+                claimed = await self._claim(wanted)
+            if claimed or self._outstanding:
+                idle_since = now
+            elif now - idle_since >= IDLE_EXIT:
+                return False
+            if self._outstanding:
+                self._slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), FLUSH_EVERY)
+            elif not claimed:
+                await asyncio.sleep(IDLE_POLL)
+
+    def _prefetch(self) -> int:
+        """How many claimed messages may wait for a slot: what the recent rate sends within a
+        quarter of the start window, at most half the pool."""
+        return min(self.config.in_flight // 2, int(self._rate * self.config.start_window / 4))
+
+    def _wanted(self) -> int:
+        """How many messages to claim now (0: not worth a round trip yet)."""
         if self.gate.probing:
-            return 0 if self._in_flight else 1
-        free = self.config.in_flight - len(self._in_flight)
-        # Claim in batches of a tenth of the pool, or whatever is free when nothing is in flight.
-        return free if free >= max(1, self.config.in_flight // 10) or not self._in_flight else 0
+            return 0 if self._outstanding else 1
+        free = self.config.in_flight + self._prefetch() - self._outstanding
+        # Claim in batches of a tenth of the pool, or whatever is free when nothing is out.
+        return free if free >= max(1, self.config.in_flight // 10) or not self._outstanding else 0
 
-    async def _claim_and_start(self, probe: ProbeClient, free: int) -> int:
+    async def _claim(self, wanted: int) -> int:
         now = timezone.now()
         if time.monotonic() - self._live_at >= LIVE_REFRESH or not self._live or _new_work.is_set():
             _new_work.clear()
-            self._live = await self._db(store.live_mailing_ids, now=now)
+            self._live = await self._db(self._claims_db, store.live_mailing_ids, now=now)
             self._live_at = time.monotonic()
         claimed = 0
         # Round-robin over live mailings, so that a huge one does not starve the others.
         for _ in range(len(self._live)):
-            if claimed >= free:
+            if claimed >= wanted:
                 break
             mailing_id = self._live[self._rotation % len(self._live)]
             self._rotation += 1
             started = time.monotonic()
             claims = await self._db(
+                self._claims_db,
                 store.messages_claim,
                 mailing_id=mailing_id,
-                limit=free - claimed,
+                limit=wanted - claimed,
                 now=now,
                 lease=self.config.lease,
             )
             for claim in claims:
-                task = asyncio.create_task(self._send(probe, claim, started))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                self._queue.put_nowait((claim, started))
+            self._outstanding += len(claims)
             claimed += len(claims)
         return claimed
 
-    async def _send(self, probe: ProbeClient, claim: store.Claim, claimed_at: float) -> None:
-        try:
-            await self._attempt(probe, claim, claimed_at)
-        except Exception:
-            # A bug must not strand the message in `sending` until its lease runs out.
-            log.exception("attempt failed unexpectedly; message released", **_ids(claim))
-            self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
+    async def _lane(self, probe: ProbeClient) -> None:
+        """One request at a time, for as long as the run lasts (cancelled at its end)."""
+        while True:
+            claim, claimed_at = await self._queue.get()
+            try:
+                await self._attempt(probe, claim, claimed_at)
+            except Exception:
+                # A bug must not strand the message in `sending` until its lease runs out.
+                log.exception("attempt failed unexpectedly; message released", **_ids(claim))
+                self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
+            self._outstanding -= 1
+            self._done += 1
+            if not self._outstanding:
+                self._all_done.set()
+            if self._wanted():
+                self._slot_freed.set()
 
     async def _attempt(self, probe: ProbeClient, claim: store.Claim, claimed_at: float) -> None:
         now = timezone.now()
         time_left = (claim.mailing.end_at - now).total_seconds()
         late = time.monotonic() - claimed_at > self.config.start_window
-        if late or time_left <= self.config.end_margin:
-            # Too late to start: someone may have cancelled it since, or the window closed.
+        # Claimed before a refusal of our credentials: the pause applies to it too.
+        refused = time.monotonic() < self.gate.closed_until or (
+            self.gate.probing and self._sending > 0
+        )
+        if late or refused or time_left <= self.config.end_margin:
+            # Too late to start (someone may have cancelled it since, or the window closed),
+            # or not now.
             self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
-            log.info("claim released unsent", **_ids(claim), late=late, time_left=time_left)
-            return
-        with metrics.in_flight.track_inprogress():
-            outcome = await probe.send(
-                message_id=claim.id,
-                phone=claim.phone,
-                text=claim.mailing.text,
-                timeout=min(self.config.request_timeout, time_left),
+            log.info(
+                "claim released unsent",
+                **_ids(claim),
+                late=late,
+                refused=refused,
+                time_left=time_left,
             )
+            return
+        self._sending += 1
+        try:
+            with metrics.in_flight.track_inprogress():
+                outcome = await probe.send(
+                    message_id=claim.id,
+                    phone=claim.phone,
+                    text=claim.mailing.text,
+                    timeout=min(self.config.request_timeout, time_left),
+                )
+        finally:
+            self._sending -= 1
         metrics.record_attempt(type(outcome).__name__.lower(), outcome.latency)
         self._on_outcome(claim, outcome)
 
@@ -245,10 +308,20 @@ class Dispatcher:
             next_attempt_at=settlement.next_attempt_at,
         )
 
+    async def _flush_loop(self) -> None:
+        """Write outcomes back every FLUSH_EVERY, or at once when FLUSH_SIZE are waiting;
+        the last write happens after every request has come back."""
+        while not self._stopping.is_set():
+            if len(self._settled) < FLUSH_SIZE:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), FLUSH_EVERY)
+            await self._flush()
+        await self._flush()
+
     async def _flush(self) -> None:
         batch, self._settled = self._settled, []
         if batch:
-            written = await self._db(store.messages_settle, settlements=batch)
+            written = await self._db(self._settle_db, store.messages_settle, settlements=batch)
             for status, count in written.items():
                 if status in Message.FINAL_STATUSES:
                     metrics.record_final(status, count)
