@@ -160,15 +160,8 @@ def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
     worker never overwrites a newer claim or a cancellation."""
     if not settlements:
         return Counter()
-    cast = _postgres()
-    row = (
-        "(%s::bigint, %s::int, %s::varchar, %s::timestamptz, %s::timestamptz, %s::varchar, %s::int)"
-        if cast
-        else "(%s, %s, %s, %s, %s, %s, %s)"
-    )
-    params: list[Any] = []
-    for s in settlements:
-        params += [
+    rows = [
+        (
             s.id,
             s.attempts,
             s.status,
@@ -176,18 +169,32 @@ def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
             _dt(s.next_attempt_at),
             s.last_error,
             int(s.attempt_counted),
-        ]
+        )
+        for s in settlements
+    ]
+    columns = "id, attempts, status, sent_at, next_attempt_at, last_error, counted"
+    if _postgres():
+        # One array per column: the statement is the same for any number of rows, so the
+        # driver parses it once, instead of once per batch with seven parameters a row.
+        source = (
+            "unnest(%s::bigint[], %s::int[], %s::varchar[], %s::timestamptz[],"
+            f" %s::timestamptz[], %s::text[], %s::int[]) AS v({columns})"
+        )
+        params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    else:
+        # VALUES columns are column1, column2, ...
+        names = ", ".join(f"column{i} AS {name}" for i, name in enumerate(columns.split(", "), 1))
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        source = f"(SELECT {names} FROM (VALUES {values}) AS r) AS v"  # noqa: S608
+        params = [value for row in rows for value in row]
     with connection.cursor() as cursor:
-        # VALUES columns are column1, column2, ... on both databases.
         cursor.execute(
             f"UPDATE {MESSAGE} SET status = v.status, sent_at = v.sent_at,"  # noqa: S608
             f" next_attempt_at = COALESCE(v.next_attempt_at, {MESSAGE}.next_attempt_at),"
             " last_error = CASE WHEN v.counted = 1"
             f" THEN v.last_error ELSE {MESSAGE}.last_error END,"
             f" attempts = {MESSAGE}.attempts + v.counted - 1, lease_until = NULL"
-            " FROM (SELECT column1 AS id, column2 AS attempts, column3 AS status,"
-            " column4 AS sent_at, column5 AS next_attempt_at, column6 AS last_error,"
-            f" column7 AS counted FROM (VALUES {', '.join([row] * len(settlements))}) AS r) AS v"
+            f" FROM {source}"
             f" WHERE {MESSAGE}.id = v.id AND {MESSAGE}.attempts = v.attempts"
             f" AND {MESSAGE}.status = %s RETURNING {MESSAGE}.status",
             [*params, SENDING],
