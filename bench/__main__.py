@@ -11,27 +11,49 @@ import atexit
 import os
 import platform
 import secrets
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from bench import measure, report
 
 if TYPE_CHECKING:
+    from notifier.testing.stack import Stack
     from probe_sim.testing import ProbeProcess
 
-SIZES = {
-    "small": {"dispatch": 2_000, "fanout": 20_000, "stats": 100_000, "start": 20},
-    "full": {"dispatch": 100_000, "fanout": 1_000_000, "stats": 10_000_000, "start": 100},
+SIZES: dict[str, dict[str, Any]] = {
+    "small": {
+        "dispatch": 2_000,
+        "fanout": 20_000,
+        "stats": 100_000,
+        "start": 20,
+        "growth": ([1_000, 5_000, 20_000], [1, 2], 5_000),
+    },
+    "full": {
+        "dispatch": 100_000,
+        "fanout": 1_000_000,
+        "stats": 10_000_000,
+        "start": 100,
+        # Messages at one worker; worker processes at the middle size.
+        "growth": ([10_000, 100_000, 1_000_000], [1, 2, 4], 100_000),
+    },
 }
+LATENCIES = {0: 0.5, 10: None, 100: 0.8}  # ms: the target ratio to the ceiling, if any
+REPEATS = {0: 3, 10: 3, 100: 1}  # ceiling and service alternated; medians (100 ms is steady)
+MEMORY_TARGET_MB = 200
 IN_FLIGHT = 100
 ROOT = Path(__file__).resolve().parent.parent
+REDIS_PID = 0  # the benchmark's own redis-server, once started
 
 
 @dataclass
@@ -42,6 +64,31 @@ class Figure:
     unit: str
     target: str
     passed: bool | None  # None: informational
+
+
+@dataclass
+class Run:
+    """One dispatch of a mailing to `n` clients, and what it cost."""
+
+    scenario: str
+    n: int
+    latency_ms: int
+    workers: int
+    rate: float  # messages sent per second, from the mailing's start to its last `sent`
+    cpu: dict[str, float]  # CPU microseconds per message, by component
+    peak_rss_mb: list[float]  # per worker process, over its whole life (fan-out included)
+
+
+@dataclass
+class Results:
+    size: str
+    figures: list[Figure] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    profile: list[tuple[str, float]] = field(default_factory=list)  # (frame, share of samples)
+
+    def add(self, *figures: Figure) -> None:
+        self.figures += figures
+        print_figures(list(figures))
 
 
 def setup(workdir: Path) -> None:
@@ -58,6 +105,8 @@ def setup(workdir: Path) -> None:
 
     redis = Redis(workdir)
     redis.start()
+    global REDIS_PID
+    REDIS_PID = redis.pid
     atexit.register(redis.stop)
     os.environ["CELERY_BROKER_URL"] = redis.url
     import django
@@ -97,41 +146,21 @@ def timed(fn: Callable[[], object]) -> float:
 # -- 1. dispatch throughput ------------------------------------------------------------------
 
 
-def ceiling(probe_url: str, token: str, n: int) -> float:
-    """A bare async client: no database, no Celery, the same simulator and in-flight limit."""
-    import aiohttp
-
-    async def run() -> float:
-        limit = asyncio.Semaphore(IN_FLIGHT)
-        connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
-        headers = {"Authorization": f"Bearer {token}"}
-        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-
-            async def one(i: int) -> None:
-                async with (
-                    limit,
-                    session.post(
-                        f"{probe_url}/send/{i}", json={"id": i, "phone": 79160000000, "text": "x"}
-                    ) as response,
-                ):
-                    await response.read()
-
-            started = time.perf_counter()
-            await asyncio.gather(*(one(i) for i in range(1, n + 1)))
-            return n / (time.perf_counter() - started)
-
-    return asyncio.run(run())
+@dataclass
+class System:
+    probe: "ProbeProcess"
+    stack: "Stack"
+    workers: list[int]  # process ids
+    components: dict[str, list[int]]  # process ids by component, for CPU accounting
 
 
-def dispatch(n: int, latency_ms: int, probe: "ProbeProcess") -> tuple[float, float]:
+def dispatch(scenario: str, n: int, latency_ms: int, system: System) -> Run:
+    """Send one mailing to `n` clients; the rate counts from its creation to the last `sent`."""
     from notifier.mailings.services import mailing_create
 
-    reset_data(n)
-    probe.reset()
-    probe.set_faults(latency_ms=latency_ms)
-    bare = ceiling(probe.url, probe.token or "", n)
-    probe.reset()
-    probe.set_faults(latency_ms=latency_ms)
+    system.probe.reset()
+    system.probe.set_faults(latency_ms=latency_ms)
+    cpu_before = measure.cpu_seconds(system.components)
     started = datetime.now(UTC)
     mailing_create(start_at=started, end_at=started + timedelta(hours=1), text="Benchmark", tags=[])
     deadline = time.monotonic() + max(600, n / 50)
@@ -140,14 +169,56 @@ def dispatch(n: int, latency_ms: int, probe: "ProbeProcess") -> tuple[float, flo
             "SELECT count(*) FILTER (WHERE status = 'sent'), max(sent_at) FROM mailings_message"
         )
         if sent == n:
-            return n / (last - started).total_seconds(), bare
+            cpu = measure.cpu_seconds(system.components, since=cpu_before)
+            return Run(
+                scenario,
+                n,
+                latency_ms,
+                len(system.workers),
+                n / (last - started).total_seconds(),
+                {name: seconds / n * 1e6 for name, seconds in cpu.items()},
+                [measure.peak_rss_mb(pid) for pid in system.workers],
+            )
         time.sleep(0.5)
     raise RuntimeError(f"dispatch of {n} did not finish: {sent} sent")
 
 
+def ceiling(n: int, latency_ms: int, system: System) -> Run:
+    """A bare async client: no database, no Celery, the same simulator and in-flight limit."""
+    import aiohttp
+
+    async def run() -> float:
+        limit = asyncio.Semaphore(IN_FLIGHT)
+        connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+        url, headers = system.probe.url, {"Authorization": f"Bearer {system.probe.token}"}
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+            async def one(i: int) -> None:
+                async with (
+                    limit,
+                    session.post(
+                        f"{url}/send/{i}",
+                        json={"id": i, "phone": 79160000000, "text": "x"},
+                    ) as response,
+                ):
+                    await response.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(1, n + 1)))
+            return n / (time.perf_counter() - started)
+
+    probe = system.probe
+    probe.reset()
+    probe.set_faults(latency_ms=latency_ms)
+    cpu_before = measure.cpu_seconds(system.components)
+    rate = asyncio.run(run())
+    cpu = measure.cpu_seconds(system.components, since=cpu_before)
+    return Run("dispatch", n, latency_ms, 0, rate, {k: v / n * 1e6 for k, v in cpu.items()}, [])
+
+
 @contextmanager
-def running_system() -> Iterator["ProbeProcess"]:
-    """The simulator, a worker and beat, as in production; yields the simulator."""
+def running_system(*, workers: int = 1, in_flight: int = IN_FLIGHT) -> Iterator[System]:
+    """The simulator, `workers` worker processes (`in_flight` requests each) and beat."""
     from notifier.testing.stack import Stack
     from probe_sim.testing import ProbeProcess
 
@@ -163,36 +234,134 @@ def running_system() -> Iterator["ProbeProcess"]:
         stack.configure(
             DJANGO_DEBUG="0",
             DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-            SENDING_IN_FLIGHT=str(IN_FLIGHT),
+            SENDING_IN_FLIGHT=str(in_flight),
             LOG_LEVEL="INFO",
             SENDING_REQUEST_TIMEOUT="10",
         )
-        stack.start("worker")
-        stack.start("beat")
         try:
-            yield probe
+            for i in range(workers):
+                stack.start("worker", label=f"worker-{i}")
+            stack.start("beat")
+            time.sleep(3)  # beat and the workers' first tick are starting up: not our CPU
+            pids = [p.pid for label, p in stack.processes.items() if label != "beat"]
+            ((backend,),) = sql("SELECT pg_backend_pid()")
+            components = {
+                "worker": pids,
+                "beat": [stack.processes["beat"].pid],
+                "simulator": [probe.pid],
+                "postgres": [measure.parent(backend)],  # the postmaster: all backends
+                "redis": [REDIS_PID],
+                "bench": [os.getpid()],
+            }
+            yield System(probe, stack, pids, components)
         finally:
             stack.stop()
 
 
-def scenario_dispatch(n: int, figures: list[Figure]) -> None:
-    with running_system() as probe:
-        for latency, target in ((0, 0.5), (100, 0.8)):
-            service, bare = dispatch(n, latency, probe)
-            ratio = service / bare
+def scenario_dispatch(n: int, results: Results, *, profile: bool = False) -> None:
+    """One worker against the bare client, the ceiling, with the same in-flight limit, at
+    each latency; where the machine is noisiest the two alternate and the medians count."""
+    reset_data(n)
+    with running_system() as system:
+        for latency, target in LATENCIES.items():
+            pairs = []
+            for repeat in range(REPEATS[latency]):
+                bare = ceiling(n, latency, system)
+                profiled = profile and latency == 0 and repeat == 0
+                with profiling(system.workers[0], results) if profiled else nullcontext():
+                    service = dispatch("dispatch", n, latency, system)
+                sql("TRUNCATE mailings_message, mailings_mailing CASCADE")
+                results.runs += [bare, service]
+                pairs.append((service.rate, bare.rate))
+            service_rate = statistics.median(s for s, _ in pairs)
+            bare_rate = statistics.median(b for _, b in pairs)
+            ratio = statistics.median(s / b for s, b in pairs)
             label = f"{n:,} messages, simulator at {latency} ms"
-            figures += [
-                Figure("dispatch", f"{label}: service", service, "msg/s", "", None),
-                Figure("dispatch", f"{label}: ceiling", bare, "msg/s", "", None),
-                Figure("dispatch", f"{label}: ratio", ratio, "x", f">= {target}", ratio >= target),
-            ]
-            print_figures(figures[-3:])
+            if len(pairs) > 1:
+                label += f", median of {len(pairs)}"
+            results.add(
+                Figure("dispatch", f"{label}: service", service_rate, "msg/s", "", None),
+                Figure("dispatch", f"{label}: ceiling", bare_rate, "msg/s", "", None),
+                Figure(
+                    "dispatch",
+                    f"{label}: ratio",
+                    ratio,
+                    "x",
+                    f">= {target}" if target else "",
+                    ratio >= target if target else None,
+                ),
+            )
+
+
+@contextmanager
+def profiling(pid: int, results: Results) -> Iterator[None]:
+    """py-spy samples the worker while it sends; the report lists where its time goes."""
+    with tempfile.NamedTemporaryFile(suffix=".txt") as out:
+        spy = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+             "--gil", "--nonblocking", "--output", out.name],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+        collapsed = Path(out.name).read_text()
+    results.profile = measure.profile_summary(collapsed)
+    (ROOT / "var").mkdir(exist_ok=True)
+    (ROOT / "var" / "bench-profile.txt").write_text(collapsed)  # for a closer look
+
+
+# -- 6. growth, and 5. memory -----------------------------------------------------------------
+
+
+def scenario_growth(sizes: tuple[list[int], list[int], int], results: Results) -> None:
+    """Dispatch at 0 ms latency (where the service is busiest) for growing numbers of
+    messages at one worker, then with more worker processes (each with its own pool of
+    IN_FLIGHT) at one size. Each run starts fresh workers, so their peak memory (VmHWM)
+    covers exactly that run: the fan-out of all its messages and their dispatch."""
+    counts, workers, at = sizes
+    for n, w in [(n, 1) for n in counts] + [(at, w) for w in workers if w > 1]:
+        reset_data(n)
+        with running_system(workers=w) as system:
+            run = dispatch("growth", n, 0, system)
+        results.runs.append(run)
+        results.add(
+            Figure("growth", f"{n:,} messages, {w} worker(s)", run.rate, "msg/s", "", None),
+            Figure(
+                "growth", f"{n:,} messages, {w} worker(s): time", 1e6 / run.rate, "µs/msg", "", None
+            ),
+        )
+    # Memory: the largest run at one worker, against the smallest.
+    one = [r for r in results.runs if r.scenario == "growth" and r.workers == 1]
+    small, large = min(one, key=lambda r: r.n), max(one, key=lambda r: r.n)
+    peak, growth = max(large.peak_rss_mb), max(large.peak_rss_mb) / max(small.peak_rss_mb)
+    results.add(
+        Figure(
+            "memory",
+            f"peak RSS of the worker, fan-out and dispatch of {large.n:,}",
+            peak,
+            "MB",
+            f"<= {MEMORY_TARGET_MB}",
+            peak <= MEMORY_TARGET_MB,
+        ),
+        Figure(
+            "memory",
+            f"peak RSS at {large.n:,} / at {small.n:,} messages",
+            growth,
+            "x",
+            "<= 1.2",
+            growth <= 1.2,
+        ),
+    )
 
 
 # -- 2. fan-out ------------------------------------------------------------------------------
 
 
-def scenario_fanout(n: int, figures: list[Figure]) -> None:
+def scenario_fanout(n: int, results: Results) -> None:
     """The service's fan-out against a raw INSERT ... SELECT of the same rows, alternated."""
     from notifier.mailings.models import Mailing
     from notifier.sending import store
@@ -221,12 +390,11 @@ def scenario_fanout(n: int, figures: list[Figure]) -> None:
         )
         sql("TRUNCATE mailings_message")
     raw, service = statistics.median(raw_times), statistics.median(service_times)
-    figures += [
+    results.add(
         Figure("fanout", f"{n:,} messages: raw INSERT ... SELECT", raw, "s", "", None),
         Figure("fanout", f"{n:,} messages: service", service, "s", "", None),
         Figure("fanout", "ratio service / raw", service / raw, "x", "<= 1.5", service / raw <= 1.5),
-    ]
-    print_figures(figures[-3:])
+    )
 
 
 # -- 3. statistics at scale -----------------------------------------------------------------
@@ -237,7 +405,7 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def scenario_stats(n: int, figures: list[Figure]) -> None:
+def scenario_stats(n: int, results: Results) -> None:
     """`n` messages over 1,000 mailings (fewer when small), every status; the two statistics
     endpoints timed through the whole Django stack, 200 requests each."""
     from django.contrib.auth import get_user_model
@@ -277,24 +445,24 @@ def scenario_stats(n: int, figures: list[Figure]) -> None:
             assert response.status_code == 200, response.status_code
         p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
         name = f"{n:,} messages, {mailings} mailings: {label}"
-        figures += [
+        results.add(
             Figure("stats", f"{name} p50", p50, "ms", "", None),
             Figure("stats", f"{name} p95", p95, "ms", f"<= {target}", p95 <= target),
-        ]
-        print_figures(figures[-2:])
+        )
 
 
 # -- 4. start precision ----------------------------------------------------------------------
 
 
-def scenario_start(n: int, figures: list[Figure]) -> None:
+def scenario_start(n: int, results: Results) -> None:
     """`n` mailings (to one client), starting 0.25 s apart: lag from each `start_at` to its
     request at the simulator."""
     from notifier.mailings.models import Message
     from notifier.mailings.services import mailing_create
 
     reset_data(1)
-    with running_system() as probe:
+    with running_system() as system:
+        probe = system.probe
         first = datetime.now(UTC) + timedelta(seconds=5)
         for i in range(n):
             start = first + timedelta(seconds=0.25 * i)
@@ -314,11 +482,10 @@ def scenario_start(n: int, figures: list[Figure]) -> None:
             ids = Message.objects.filter(mailing_id=mailing_id).values_list("id", flat=True)
             lags.append(min(first_request[i] for i in ids) - start_at.timestamp())
     p50, p95 = percentile(lags, 0.5), percentile(lags, 0.95)
-    figures += [
+    results.add(
         Figure("start", f"{n} mailings: lag start_at -> first request, p50", p50, "s", "", None),
         Figure("start", f"{n} mailings: lag p95", p95, "s", "<= 1", p95 <= 1),
-    ]
-    print_figures(figures[-2:])
+    )
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -333,17 +500,20 @@ def print_figures(figures: list[Figure]) -> None:
         print(f"{f.scenario:9} {f.name:55} {f.value:12.2f} {f.unit:6} {f.target:8} {verdict(f)}")
 
 
-def write_report(figures: list[Figure], size: str) -> None:
+def write_report(results: Results) -> None:
     from django.db import connection
 
     (pg_version,) = sql("SHOW server_version")[0]
+    docs = ROOT / "docs"
+    plots = report.plots(results.runs, docs)
     lines = [
         "# Benchmarks",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench SIZE={size}` on"
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench SIZE={results.size}` on"
         f" {os.cpu_count()} cores, {_memory()} memory, Python {platform.python_version()},"
-        f" PostgreSQL {pg_version} ({connection.vendor}), one worker process with"
-        f" {IN_FLIGHT} requests in flight, the simulator on loopback.",
+        f" PostgreSQL {pg_version} ({connection.vendor}), worker processes with"
+        f" {IN_FLIGHT} requests in flight each, the simulator on loopback; everything shares"
+        " the same cores.",
         "",
         *(
             [
@@ -351,18 +521,22 @@ def write_report(figures: list[Figure], size: str) -> None:
                 "figures include start-up costs that a full run amortises.",
                 "",
             ]
-            if size == "small"
+            if results.size == "small"
             else []
         ),
         "| scenario | figure | value | target | |",
         "|---|---|---|---|---|",
         *(
             f"| {f.scenario} | {f.name} | {f.value:,.2f} {f.unit} | {f.target} | {verdict(f)} |"
-            for f in figures
+            for f in results.figures
         ),
         "",
+        *report.cpu_table(results.runs),
+        *report.profile_table(results.profile),
+        *(f"![{title}]({path.name})" for title, path in plots),
+        "",
     ]
-    path = ROOT / "docs" / "benchmarks.md"
+    path = docs / "benchmarks.md"
     path.parent.mkdir(exist_ok=True)
     path.write_text("\n".join(lines))
     print(f"report: {path}")
@@ -373,11 +547,12 @@ def _memory() -> str:
     return f"{pages / 2**30:.0f} GiB"
 
 
-SCENARIOS = {
+SCENARIOS: dict[str, Callable[..., None]] = {
     "dispatch": scenario_dispatch,
     "fanout": scenario_fanout,
     "stats": scenario_stats,
     "start": scenario_start,
+    "growth": scenario_growth,
 }
 
 
@@ -385,13 +560,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], help="default: all")
     parser.add_argument("--size", default="full", choices=list(SIZES))
+    parser.add_argument(
+        "--n", type=int, help="the size of the dispatch, fanout, stats or start run"
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy the worker at 0 ms")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="notifier-bench-") as workdir:
         setup(Path(workdir))
-        figures: list[Figure] = []
+        results = Results(args.size)
         for name in args.scenarios or SCENARIOS:
-            SCENARIOS[name](SIZES[args.size][name], figures)
-        write_report(figures, args.size)
+            size = SIZES[args.size][name] if name == "growth" or not args.n else args.n
+            if name == "dispatch":
+                scenario_dispatch(size, results, profile=args.profile)
+            else:
+                SCENARIOS[name](size, results)
+        write_report(results)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,11 @@ class ProbeProcess:
         self.stop()
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None, "not started"
+        return self._process.pid
+
+    @property
     def port(self) -> int:
         port = urlsplit(self.url).port
         assert port is not None, "not started"

@@ -77,6 +77,11 @@ class Redis:
         )  # fmt: skip
         wait_for(self._answers, timeout=10, what="redis-server to accept connections")
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "not started"
+        return self._process.pid
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.kill()
@@ -123,12 +128,15 @@ class Stack:
     def configure(self, **settings: str) -> None:
         self.env.update(settings)
 
-    def start(self, name: str) -> None:
-        """Start `worker` or `beat` (a worker is waited for until it is ready)."""
-        log = self.workdir / f"{name}-{len(self.logs)}.log"
+    def start(self, name: str, *, label: str = "") -> None:
+        """Start `worker` or `beat` (a worker is waited for until it is ready), known as
+        `label` (default: `name`) to `kill`: label more workers than one apart."""
+        label = label or name
+        assert label not in self.processes, f"{label} is running already"
+        log = self.workdir / f"{label}-{len(self.logs)}.log"
         self.logs.append(log)
         with open(log, "wb") as out:
-            self.processes[name] = subprocess.Popen(
+            self.processes[label] = subprocess.Popen(
                 [str(ROOT / "bin" / name)],
                 cwd=ROOT,
                 env=self.env,
@@ -139,14 +147,14 @@ class Stack:
         if name == "worker":
             wait_for(lambda: b" ready." in log.read_bytes(), timeout=30, what="worker ready")
 
-    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        process = self.processes.pop(name)
+    def kill(self, label: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        process = self.processes.pop(label)
         os.killpg(process.pid, sig)
         process.wait(timeout=30)
 
     def stop(self) -> None:
-        for name in list(self.processes):
-            self.kill(name, signal.SIGTERM if name == "beat" else signal.SIGKILL)
+        for label in list(self.processes):
+            self.kill(label, signal.SIGTERM if label == "beat" else signal.SIGKILL)
 
     def log_text(self) -> str:
         return "\n".join(log.read_text(errors="replace") for log in self.logs if log.exists())
