@@ -513,7 +513,8 @@ def write_report(results: Results) -> None:
         f" {os.cpu_count()} cores, {_memory()} memory, Python {platform.python_version()},"
         f" PostgreSQL {pg_version} ({connection.vendor}), worker processes with"
         f" {IN_FLIGHT} requests in flight each, the simulator on loopback; everything shares"
-        " the same cores.",
+        " the same cores. What the figures mean, and what is next:"
+        " [performance.md](performance.md).",
         "",
         *(
             [
