@@ -105,7 +105,7 @@ class Dispatcher:
         self._settled: list[Settlement] = []
         self._outstanding = 0  # claimed messages not yet done with
         self._sending = 0  # of which requests under way
-        self._done = 0  # attempts finished, for the send rate
+        self._done = 0  # requests started, for the send rate (releases are not sends)
         self._rate = 0.0  # attempts per second, smoothed
         self.gate = credentials
         self._live: list[int] = []
@@ -140,15 +140,27 @@ class Dispatcher:
             flusher = asyncio.create_task(self._flush_loop())
             try:
                 more = await self._feed(deadline)
+            except BaseException:
+                self._release_queued()  # not started: back to pending at once
+                raise
+            finally:
+                # What is under way finishes and is recorded, whatever ended the run.
                 if self._outstanding:
                     self._all_done.clear()
                     await self._all_done.wait()
-            finally:
                 for lane in lanes:
                     lane.cancel()  # all of them wait on the empty queue by now
                 self._stopping.set()
                 await flusher
         return more
+
+    def _release_queued(self) -> None:
+        while not self._queue.empty():
+            claim, _ = self._queue.get_nowait()
+            self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
+            self._outstanding -= 1
+        if not self._outstanding:
+            self._all_done.set()
 
     async def _feed(self, deadline: float) -> bool:
         """Claim and start messages until the deadline, or until nothing has been due for
@@ -156,11 +168,12 @@ class Dispatcher:
         idle_since = rate_at = time.monotonic()
         done_at_rate = 0
         while True:
+            self._slot_freed.clear()  # before claiming: a slot freed meanwhile wakes the wait
             now = time.monotonic()
             if now >= deadline:
                 return True
             if now - rate_at >= 0.5:
-                # Attempts per second over the last half second, smoothed.
+                # Requests per second over the last half second, smoothed.
                 recent = (self._done - done_at_rate) / (now - rate_at)
                 self._rate = 0.5 * self._rate + 0.5 * recent
                 rate_at, done_at_rate = now, self._done
@@ -173,7 +186,6 @@ class Dispatcher:
             elif now - idle_since >= IDLE_EXIT:
                 return False
             if self._outstanding:
-                self._slot_freed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._slot_freed.wait(), FLUSH_EVERY)
             elif not claimed:
@@ -231,7 +243,6 @@ class Dispatcher:
                 log.exception("attempt failed unexpectedly; message released", **_ids(claim))
                 self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
             self._outstanding -= 1
-            self._done += 1
             if not self._outstanding:
                 self._all_done.set()
             if self._wanted():
@@ -258,6 +269,7 @@ class Dispatcher:
             )
             return
         self._sending += 1
+        self._done += 1
         try:
             with metrics.in_flight.track_inprogress():
                 outcome = await probe.send(
@@ -309,8 +321,9 @@ class Dispatcher:
         )
 
     async def _flush_loop(self) -> None:
-        """Write outcomes back every FLUSH_EVERY, or at once when FLUSH_SIZE are waiting;
-        the last write happens after every request has come back."""
+        """Write outcomes back every FLUSH_EVERY (straight after the last write when
+        FLUSH_SIZE or more are waiting); the last write happens after every request has come
+        back."""
         while not self._stopping.is_set():
             if len(self._settled) < FLUSH_SIZE:
                 with contextlib.suppress(TimeoutError):
@@ -320,11 +333,19 @@ class Dispatcher:
 
     async def _flush(self) -> None:
         batch, self._settled = self._settled, []
-        if batch:
+        if not batch:
+            return
+        try:
             written = await self._db(self._settle_db, store.messages_settle, settlements=batch)
-            for status, count in written.items():
-                if status in Message.FINAL_STATUSES:
-                    metrics.record_final(status, count)
+        except Exception:
+            # Kept for the next write: an outcome lost here would leave a delivered message
+            # `sending`, to be sent again when its lease runs out.
+            log.exception("writing outcomes failed; will retry", messages=len(batch))
+            self._settled = batch + self._settled
+            return
+        for status, count in written.items():
+            if status in Message.FINAL_STATUSES:
+                metrics.record_final(status, count)
 
 
 def _ids(claim: store.Claim) -> dict[str, int | None]:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from notifier.clients.tests.factories import ClientFactory
@@ -198,3 +199,24 @@ def test_the_budget_bounds_a_run_and_reports_work_left(probe):
     # What was in flight at the deadline was finished and recorded; nothing is left claimed.
     assert not [m for m in rows if m.status == S.SENDING]
     assert 0 < len([m for m in rows if m.status == S.SENT]) < 40
+
+
+def test_outcomes_survive_a_failed_write(probe, monkeypatch):
+    """A write of outcomes that fails (the database went away for a moment) is retried: a
+    lost outcome would leave a delivered message `sending`, to be sent again later."""
+    mailing = started_mailing(10)
+    write, calls = store.messages_settle, []
+
+    def fails_once(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return write(**kwargs)
+
+    monkeypatch.setattr(store, "messages_settle", fails_once)
+
+    Dispatcher(config(probe)).run(budget=5)
+
+    assert len(calls) >= 2
+    assert {m.status for m in messages(mailing)} == {S.SENT}
+    assert probe.report()["delivered"] == 10
