@@ -23,7 +23,7 @@ get_logger = structlog.stdlib.get_logger
 # Keys whose values are secrets wherever they appear in an event.
 SECRET_KEYS = frozenset({"password", "token", "authorization", "probe_token", "secret_key"})
 REDACTED = "[redacted]"
-_BEARER = r"(?i:(bearer\s+)[^\s\"']+)"
+_BEARER = r"(?i:(bearer\s+))"  # the scheme, kept; the credential after it is not
 
 
 class Redactor:
@@ -34,9 +34,11 @@ class Redactor:
         self.secrets = [s for s in secrets if s and len(s) >= 6]
         # One pass over each string: it runs on every value of every event (a send attempt
         # has eight), so N replaces and a regex each were a quarter of the cost of a line.
-        # Longest first, so that a secret containing another is blanked whole.
-        literals = sorted(self.secrets, key=len, reverse=True)
-        self._pattern = re.compile("|".join([_BEARER, *map(re.escape, literals)]))
+        # Longest first, so that a secret containing another is blanked whole; after
+        # "Bearer " a known secret goes whole even if it has a space or a quote in it.
+        literals = "|".join(map(re.escape, sorted(self.secrets, key=len, reverse=True)))
+        token = rf"(?:{literals}|[^\s\"']+)" if literals else r"[^\s\"']+"
+        self._pattern = re.compile(_BEARER + token + (f"|{literals}" if literals else ""))
 
     def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
         for key, value in list(event.items()):

@@ -30,6 +30,14 @@ def test_secret_values_bearer_credentials_and_secret_keys_are_blanked():
     assert event["token"] == REDACTED
 
 
+def test_a_secret_goes_whole_wherever_it_is_and_however_it_is_spelt():
+    redactor = Redactor(["pass word1", "pass word1 longer", "Probe-Secret"])
+
+    assert redactor.scrub("Authorization: Bearer pass word1") == f"Authorization: Bearer {REDACTED}"
+    assert redactor.scrub("x pass word1 longer y") == f"x {REDACTED} y"
+    assert redactor.scrub("BEARER Probe-Secret, probe-secret") == f"BEARER {REDACTED}, probe-secret"
+
+
 def test_short_or_empty_secrets_do_not_blank_everything():
     assert Redactor(["", "ab"]).scrub("a perfectly ordinary line") == "a perfectly ordinary line"
 
