@@ -8,6 +8,7 @@ and a ceiling measured in the same run, and the report goes to docs/benchmarks.m
 import argparse
 import asyncio
 import atexit
+import math
 import os
 import platform
 import secrets
@@ -301,14 +302,22 @@ def profiling(pid: int, results: Results) -> Iterator[None]:
             ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
              "--gil", "--nonblocking", "--output", out.name],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         try:
             yield
         finally:
             spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=60)
+            try:
+                _, errors = spy.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                _, errors = spy.communicate()
         collapsed = Path(out.name).read_text()
+        if not collapsed:
+            # Attaching needs ptrace (root, or kernel.yama.ptrace_scope=0).
+            print(f"py-spy recorded nothing: {errors.strip()[-500:]}", file=sys.stderr)
     results.profile = measure.profile_summary(collapsed)
     (ROOT / "var").mkdir(exist_ok=True)
     (ROOT / "var" / "bench-profile.txt").write_text(collapsed)  # for a closer look
@@ -480,7 +489,9 @@ def scenario_start(n: int, results: Results) -> None:
             {(m.mailing_id, m.mailing.start_at) for m in Message.objects.select_related("mailing")}
         ):
             ids = Message.objects.filter(mailing_id=mailing_id).values_list("id", flat=True)
-            lags.append(min(first_request[i] for i in ids) - start_at.timestamp())
+            # A mailing with no request by the deadline counts as infinitely late.
+            earliest = min((first_request[i] for i in ids if i in first_request), default=None)
+            lags.append(math.inf if earliest is None else earliest - start_at.timestamp())
     p50, p95 = percentile(lags, 0.5), percentile(lags, 0.95)
     results.add(
         Figure("start", f"{n} mailings: lag start_at -> first request, p50", p50, "s", "", None),
