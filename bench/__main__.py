@@ -170,14 +170,14 @@ def dispatch(scenario: str, n: int, latency_ms: int, system: System) -> Run:
             "SELECT count(*) FILTER (WHERE status = 'sent'), max(sent_at) FROM mailings_message"
         )
         if sent == n:
-            cpu = measure.cpu_seconds(system.components, since=cpu_before)
+            cpu = measure.cpu_us_per_item(system.components, since=cpu_before, items=n)
             return Run(
                 scenario,
                 n,
                 latency_ms,
                 len(system.workers),
                 n / (last - started).total_seconds(),
-                {name: seconds / n * 1e6 for name, seconds in cpu.items()},
+                cpu,
                 [measure.peak_rss_mb(pid) for pid in system.workers],
             )
         time.sleep(0.5)
@@ -213,8 +213,8 @@ def ceiling(n: int, latency_ms: int, system: System) -> Run:
     probe.set_faults(latency_ms=latency_ms)
     cpu_before = measure.cpu_seconds(system.components)
     rate = asyncio.run(run())
-    cpu = measure.cpu_seconds(system.components, since=cpu_before)
-    return Run("dispatch", n, latency_ms, 0, rate, {k: v / n * 1e6 for k, v in cpu.items()}, [])
+    cpu = measure.cpu_us_per_item(system.components, since=cpu_before, items=n)
+    return Run("dispatch", n, latency_ms, 0, rate, cpu, [])
 
 
 @contextmanager

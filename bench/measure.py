@@ -22,6 +22,14 @@ def cpu_seconds(
     return {name: seconds - (since or {}).get(name, 0.0) for name, seconds in used.items()}
 
 
+def cpu_us_per_item(
+    components: dict[str, list[int]], *, since: dict[str, float], items: int
+) -> dict[str, float]:
+    """CPU microseconds per item by component, since an earlier `cpu_seconds` reading."""
+    used = cpu_seconds(components, since=since)
+    return {name: seconds / items * 1e6 for name, seconds in used.items()}
+
+
 def _cpu(pid: int, *, tree: bool) -> float:
     """A process's CPU seconds; in a tree, with those of its reaped and live children."""
     try:

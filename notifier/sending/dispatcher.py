@@ -106,7 +106,7 @@ class Dispatcher:
         self._outstanding = 0  # claimed messages not yet done with
         self._sending = 0  # of which requests under way
         self._done = 0  # requests started, for the send rate (releases are not sends)
-        self._rate = 0.0  # attempts per second, smoothed
+        self._rate = 0.0  # requests per second, smoothed
         self.gate = credentials
         self._live: list[int] = []
         self._live_at = -LIVE_REFRESH
@@ -157,8 +157,15 @@ class Dispatcher:
     def _release_queued(self) -> None:
         while not self._queue.empty():
             claim, _ = self._queue.get_nowait()
-            self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
-            self._outstanding -= 1
+            self._release(claim)
+            self._done_with()
+
+    def _release(self, claim: store.Claim) -> None:
+        """Give a claimed message back unsent: `pending` again at the next write."""
+        self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
+
+    def _done_with(self) -> None:
+        self._outstanding -= 1
         if not self._outstanding:
             self._all_done.set()
 
@@ -241,10 +248,8 @@ class Dispatcher:
             except Exception:
                 # A bug must not strand the message in `sending` until its lease runs out.
                 log.exception("attempt failed unexpectedly; message released", **_ids(claim))
-                self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
-            self._outstanding -= 1
-            if not self._outstanding:
-                self._all_done.set()
+                self._release(claim)
+            self._done_with()
             if self._wanted():
                 self._slot_freed.set()
 
@@ -259,7 +264,7 @@ class Dispatcher:
         if late or refused or time_left <= self.config.end_margin:
             # Too late to start (someone may have cancelled it since, or the window closed),
             # or not now.
-            self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
+            self._release(claim)
             log.info(
                 "claim released unsent",
                 **_ids(claim),
