@@ -87,7 +87,12 @@ class Message(models.Model):
     ACTIVE_STATUSES = (Status.PENDING, Status.SENDING)
     FINAL_STATUSES = (Status.SENT, Status.FAILED, Status.EXPIRED, Status.CANCELLED)
 
-    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: the composite indexes below all start with it. One more would
+    # tempt PostgreSQL, when a new mailing is not yet in its statistics, to claim through it
+    # and sort every pending message of the mailing on every claim.
+    mailing = models.ForeignKey(
+        Mailing, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     # The history outlives the client: the link is cleared, the address stays.
     client = models.ForeignKey(
         Client, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"

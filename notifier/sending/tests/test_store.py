@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from notifier.clients.services import client_delete
@@ -243,6 +244,42 @@ def test_successive_claims_never_return_the_same_message():
     assert len(ids) == len(set(ids)) == 10
     assert sorted(ids) == sorted(m.id for m in messages)
     assert claim(mailing, now=now) == []
+
+
+def _bulk_messages(mailing: Mailing, count: int) -> None:
+    """`count` pending messages of `mailing`, with their clients, in two statements."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO clients_client (phone, operator_code, tag, timezone, created_at,"
+            " updated_at) SELECT '7' || lpad((g + %s)::text, 10, '0'), '916', '', 'UTC',"
+            " now(), now() FROM generate_series(1, %s) g",
+            [mailing.id * 10_000_000, count],
+        )
+    store.mailing_fan_out(mailing_id=mailing.id, now=timezone.now())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_a_claim_reads_due_messages_in_order_even_for_a_mailing_the_statistics_never_saw():
+    # The statistics know one mailing; a second one, as big, starts before autovacuum's
+    # next ANALYZE. Its id is not among the common values, so PostgreSQL expects a handful
+    # of rows: a claim must still read the due index in order, not sort them all each time.
+    now = timezone.now()
+    seen = live_mailing(start_at=now - SEC, fanned_out_at=None)
+    _bulk_messages(seen, 20_000)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Message._meta.db_table}")
+    new = live_mailing(start_at=now - SEC, fanned_out_at=None)
+    _bulk_messages(new, 20_000)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert len(claim(new, limit=100)) == 100
+    [statement] = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {statement}")
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+
+    assert "message_due_idx" in plan
+    assert "Sort" not in plan
 
 
 def _in_thread(fn: Callable[[], None], errors: list[BaseException]) -> threading.Thread:
