@@ -1,6 +1,7 @@
 """The engine's database work: set-based statements, the same on SQLite and PostgreSQL
 except for row locking, which only PostgreSQL has (SQLite serialises writers instead)."""
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,39 +155,54 @@ def _as_datetime(value: object) -> datetime:
 # -- settlements -----------------------------------------------------------------------------
 
 
+# The columns of a settlement, in the order a batch carries them, with their types.
+SETTLED = (
+    ("id", "bigint"),
+    ("attempts", "int"),
+    ("status", "varchar"),
+    ("sent_at", "timestamptz"),
+    ("next_attempt_at", "timestamptz"),
+    ("last_error", "text"),
+    ("counted", "int"),
+)
+
+
 def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
     """Write the outcomes of many attempts in one statement; returns how many rows took each
     status. Each row is fenced by its claim (still `sending`, same attempt number), so a late
     worker never overwrites a newer claim or a cancellation."""
     if not settlements:
         return Counter()
-    rows = [
-        (
-            s.id,
-            s.attempts,
-            s.status,
-            _dt(s.sent_at),
-            _dt(s.next_attempt_at),
-            s.last_error,
-            int(s.attempt_counted),
-        )
-        for s in settlements
-    ]
-    columns = "id, attempts, status, sent_at, next_attempt_at, last_error, counted"
-    if _postgres():
-        # One array per column: the statement is the same for any number of rows, so the
-        # driver parses it once, instead of once per batch with seven parameters a row.
-        source = (
-            "unnest(%s::bigint[], %s::int[], %s::varchar[], %s::timestamptz[],"
-            f" %s::timestamptz[], %s::text[], %s::int[]) AS v({columns})"
-        )
-        params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    # The whole batch travels as one JSON parameter: encoding it is one C call, and the
+    # statement is the same for any number of rows (psycopg adapted arrays element by element
+    # in Python, and SQLite limits the number of parameters).
+    postgres = _postgres()
+
+    def text(value: datetime | None) -> str | None:  # read back as the same instant
+        return None if value is None else value.isoformat() if postgres else str(_dt(value))
+
+    batch = json.dumps(
+        [
+            [
+                s.id,
+                s.attempts,
+                s.status,
+                text(s.sent_at),
+                text(s.next_attempt_at),
+                s.last_error,
+                int(s.attempt_counted),
+            ]
+            for s in settlements
+        ]
+    )
+    if postgres:
+        fields = ", ".join(f"(r->>{i})::{kind} AS {name}" for i, (name, kind) in enumerate(SETTLED))
+        source = f"(SELECT {fields} FROM json_array_elements(%s::json) AS r) AS v"  # noqa: S608
     else:
-        # VALUES columns are column1, column2, ...
-        names = ", ".join(f"column{i} AS {name}" for i, name in enumerate(columns.split(", "), 1))
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-        source = f"(SELECT {names} FROM (VALUES {values}) AS r) AS v"  # noqa: S608
-        params = [value for row in rows for value in row]
+        fields = ", ".join(
+            f"json_extract(value, '$[{i}]') AS {name}" for i, (name, _) in enumerate(SETTLED)
+        )
+        source = f"(SELECT {fields} FROM json_each(%s)) AS v"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {MESSAGE} SET status = v.status, sent_at = v.sent_at,"  # noqa: S608
@@ -197,7 +213,7 @@ def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
             f" FROM {source}"
             f" WHERE {MESSAGE}.id = v.id AND {MESSAGE}.attempts = v.attempts"
             f" AND {MESSAGE}.status = %s RETURNING {MESSAGE}.status",
-            [*params, SENDING],
+            [batch, SENDING],
         )
         return Counter(status for (status,) in cursor.fetchall())
 
