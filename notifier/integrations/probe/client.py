@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 EXCERPT = 200
 TRANSIENT_4XX = frozenset({408, 425, 429})
-JSON_CONTENT = {"Content-Type": "application/json"}
 _json_text = functools.lru_cache(maxsize=64)(json.dumps)
 
 
@@ -98,15 +98,21 @@ class ProbeClient:
     behaviour. Use as `async with ProbeClient(...) as probe: await probe.send(...)`."""
 
     def __init__(self, *, base_url: str, token: str, max_connections: int) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}"}
+        self._base_url = str(URL(base_url.rstrip("/")))  # parsed once, kept in encoded form
+        # Every request is the same POST of JSON: its headers are the session's, not merged
+        # into each request.
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "ProbeClient":
         connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
-            connector=connector, headers=self._headers, raise_for_status=False
+            connector=connector,
+            headers=self._headers,
+            raise_for_status=False,
+            # The API authenticates by token: no cookies to keep, match or send.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self
 
@@ -122,9 +128,9 @@ class ProbeClient:
         started = time.monotonic()
         try:
             async with self._session.post(
-                f"{self._base_url}/send/{message_id}",
+                # The encoded base and digits: nothing to escape, so nothing to parse again.
+                URL(f"{self._base_url}/send/{message_id}", encoded=True),
                 data=body.encode(),
-                headers=JSON_CONTENT,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 payload = await response.read()
