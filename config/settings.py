@@ -7,6 +7,8 @@ Nothing here differs between a laptop and production except what the environment
 from pathlib import Path
 
 import environ
+from kombu import Exchange, Queue
+from kombu.common import Broadcast
 
 from notifier.core import logging as notifier_logging
 
@@ -213,6 +215,14 @@ else:
         "retry_on_timeout": False,
         "visibility_timeout": 300,
     }
+    # A wake-up of the send loop reaches every worker at once (a fan-out exchange: Redis
+    # PUB/SUB), so that all of them start on a new mailing together. Only there: the file
+    # broker would keep a queue for every worker that ever ran and fill those of the dead.
+    # The publisher declares the exchange itself: without it kombu's Redis transport takes
+    # the exchange for a direct one and drops the message (celery/celery#2638).
+    _DISPATCH = Exchange("dispatch", type="fanout")
+    CELERY_TASK_QUEUES = (Queue("celery"), Broadcast("dispatch", exchange=_DISPATCH))
+    CELERY_TASK_ROUTES = {"sending.dispatch": {"queue": "dispatch", "declare": [_DISPATCH]}}
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None

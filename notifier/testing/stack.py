@@ -156,5 +156,7 @@ class Stack:
         for label in list(self.processes):
             self.kill(label, signal.SIGTERM if label == "beat" else signal.SIGKILL)
 
-    def log_text(self) -> str:
-        return "\n".join(log.read_text(errors="replace") for log in self.logs if log.exists())
+    def log_text(self, label: str = "") -> str:
+        """What the processes wrote, or only those started as `label`."""
+        logs = [log for log in self.logs if not label or log.stem.rpartition("-")[0] == label]
+        return "\n".join(log.read_text(errors="replace") for log in logs if log.exists())

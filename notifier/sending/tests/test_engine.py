@@ -234,6 +234,24 @@ def test_a_killed_worker_loses_nothing(stack, probe):
     assert all(count == 2 for count in report["duplicates"].values())
 
 
+def test_one_wake_up_starts_every_workers_send_loop(stack, probe, redis):
+    """Without beat there is no tick to wake a second worker later: the one wake-up that
+    follows the fan-out must reach both, and both must send."""
+    if redis is None:
+        pytest.skip("the file broker wakes one worker; it has no fan-out exchange")  # SQLite
+    make_clients(200)
+    probe.set_faults(latency_ms=100)
+    stack.configure(SENDING_IN_FLIGHT="5")  # 200 messages take both workers seconds
+    stack.start("worker", label="first")
+    stack.start("worker", label="second")
+    mailing = create_mailing(lasts=120)
+
+    wait_for(lambda: statuses(mailing) == {"sent": 200}, timeout=60, what="every message sent")
+    logs = {label: stack.log_text(label) for label in ("first", "second")}
+    assert all("send attempt" in text for text in logs.values()), "a worker sent nothing"
+    assert probe.report()["duplicates"] == {}
+
+
 def test_a_restarted_broker_loses_nothing(stack, probe, redis):
     if redis is None:
         pytest.skip("the file broker has no server to restart")  # SQLite runs
