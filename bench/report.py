@@ -71,9 +71,10 @@ def plots(runs: list[Run], folder: Path) -> list[tuple[str, Path]]:
     dispatch = [r for r in runs if r.scenario == "dispatch"]
     if dispatch:
         fig, ax = plt.subplots(figsize=(6, 4))
+        workers = max(r.workers for r in dispatch)
         for label, group in (
             ("ceiling (bare client)", [r for r in dispatch if not r.workers]),
-            ("service, one worker", [r for r in dispatch if r.workers]),
+            (f"service, {workers} worker(s)", [r for r in dispatch if r.workers]),
         ):
             rates: dict[int, list[float]] = {}
             for r in group:
@@ -81,7 +82,7 @@ def plots(runs: list[Run], folder: Path) -> list[tuple[str, Path]]:
             medians = [statistics.median(v) for v in rates.values()]
             ax.plot(list(rates), medians, "o-", label=label)
         ax.set(xlabel="simulator latency (ms)", ylabel="messages/s", ylim=(0, None))
-        ax.set_title(f"Dispatch of {dispatch[0].n:,} messages, 100 in flight")
+        ax.set_title(f"Dispatch of {dispatch[0].n:,} messages, 100 in flight in all")
         ax.legend()
         made.append(("Throughput against latency", _save(fig, folder / "bench-latency.png")))
     growth = [r for r in runs if r.scenario == "growth"]
