@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 import re
 
 import pytest
@@ -40,6 +41,15 @@ def test_a_secret_goes_whole_wherever_it_is_and_however_it_is_spelt():
 
 def test_short_or_empty_secrets_do_not_blank_everything():
     assert Redactor(["", "ab"]).scrub("a perfectly ordinary line") == "a perfectly ordinary line"
+
+
+def test_records_keep_what_other_formats_show():
+    # gunicorn's error log formats "[%(process)d]": a record without it would not print.
+    record = logging.getLogger("gunicorn.error").makeRecord(
+        "gunicorn.error", logging.ERROR, "f.py", 1, "Worker failed", None, None
+    )
+    line = logging.Formatter("[%(process)d] [%(thread)d] %(message)s").format(record)
+    assert line.startswith(f"[{os.getpid()}] ")
 
 
 def test_bound_context_flows_into_standard_library_records():
