@@ -87,4 +87,6 @@ def _retry(
 
 
 def _cut(reason: str) -> str:
-    return reason[:LAST_ERROR_MAX_LENGTH]
+    # Text in PostgreSQL cannot hold NUL, which an answer's body may: one would fail the
+    # write of a whole batch of outcomes.
+    return reason.replace("\x00", "")[:LAST_ERROR_MAX_LENGTH]

@@ -171,3 +171,11 @@ def test_last_error_is_cut_to_the_column_length(outcome):
     s = _settle(outcome)
     assert len(s.last_error) == LAST_ERROR_MAX_LENGTH
     assert s.last_error == outcome.reason[:LAST_ERROR_MAX_LENGTH]
+
+
+@pytest.mark.parametrize("kind", [Permanent, Transient, Unauthorized])
+def test_last_error_never_carries_a_nul_character(kind):
+    # An answer's body may hold one; PostgreSQL's text cannot, and the write of the whole
+    # batch of outcomes would fail with it, again and again.
+    s = _settle(kind("HTTP 400: a\x00b", latency=0))
+    assert s.last_error == "HTTP 400: ab"
