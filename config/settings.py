@@ -216,12 +216,16 @@ else:
         "visibility_timeout": 300,
     }
     # A wake-up of the send loop reaches every worker at once (a fan-out exchange: Redis
-    # PUB/SUB), so that all of them start on a new mailing together. Only there: the file
-    # broker would keep a queue for every worker that ever ran and fill those of the dead.
+    # PUB/SUB), so that all of them start on a new mailing together. Not on the file broker:
+    # it would keep a queue for every worker that ever ran and fill those of the dead. On
+    # Redis a dead worker's queue is only ever filled by a restored wake-up, and expires.
     # The publisher declares the exchange itself: without it kombu's Redis transport takes
     # the exchange for a direct one and drops the message (celery/celery#2638).
     _DISPATCH = Exchange("dispatch", type="fanout")
-    CELERY_TASK_QUEUES = (Queue("celery"), Broadcast("dispatch", exchange=_DISPATCH))
+    CELERY_TASK_QUEUES = (
+        Queue("celery"),
+        Broadcast("dispatch", exchange=_DISPATCH, expires=300),
+    )
     CELERY_TASK_ROUTES = {"sending.dispatch": {"queue": "dispatch", "declare": [_DISPATCH]}}
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -6,7 +6,8 @@ Recorded by the engine, in the worker processes (the functions and gauge below):
 - `notifier_send_attempts_total{outcome}` (counter): requests to the external API, by typed
   outcome: delivered, transient, permanent, unauthorized.
 - `notifier_probe_latency_seconds` (histogram): their duration, buckets from 1 ms to 30 s.
-- `notifier_probe_requests_in_flight` (gauge): requests under way now, over all workers.
+- `notifier_probe_requests_in_flight` (gauge): requests under way now, over all workers, as each
+  send loop last set it (at each pass of its feeder and each write of outcomes).
 - `notifier_messages_final_total{status}` (counter): messages that reached a final status:
   sent, failed, expired, cancelled.
 

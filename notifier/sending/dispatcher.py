@@ -184,6 +184,7 @@ class Dispatcher:
                 recent = (self._done - done_at_rate) / (now - rate_at)
                 self._rate = 0.5 * self._rate + 0.5 * recent
                 rate_at, done_at_rate = now, self._done
+            metrics.in_flight.set(self._sending)
             claimed = 0
             wanted = self._wanted()
             if wanted and now >= self.gate.closed_until:
@@ -336,8 +337,8 @@ class Dispatcher:
         await self._flush()
 
     async def _flush(self) -> None:
-        # The gauge follows the loop at each write, not each request (two writes to its
-        # shared file per request were a measurable share of the loop's time).
+        # The gauge follows the loop here and at each pass of the feeder, not at each
+        # request (two writes to its shared file per request cost a measurable share).
         metrics.in_flight.set(self._sending)
         batch, self._settled = self._settled, []
         if not batch:

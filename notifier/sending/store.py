@@ -1,5 +1,6 @@
 """The engine's database work: set-based statements, the same on SQLite and PostgreSQL
-except for row locking, which only PostgreSQL has (SQLite serialises writers instead)."""
+except for row locking, which only PostgreSQL has (SQLite serialises writers instead), and
+for how a batch of outcomes is read from its JSON."""
 
 import json
 from collections import Counter

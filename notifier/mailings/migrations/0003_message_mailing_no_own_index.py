@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             database_operations=[
                 migrations.RunSQL(
-                    f"DROP INDEX IF EXISTS {INDEX}",
+                    f"DROP INDEX {INDEX}",
                     reverse_sql=f"CREATE INDEX {INDEX} ON mailings_message (mailing_id)",
                 )
             ],

@@ -247,15 +247,18 @@ def test_successive_claims_never_return_the_same_message():
 
 
 def _bulk_messages(mailing: Mailing, count: int) -> None:
-    """`count` pending messages of `mailing`, with their clients, in two statements."""
+    """`count` new clients, tagged for `mailing` alone, and its pending messages to them."""
+    tag = f"m{mailing.id}"
+    Mailing.objects.filter(id=mailing.id).update(tags=[tag])
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO clients_client (phone, operator_code, tag, timezone, created_at,"
-            " updated_at) SELECT '7' || lpad((g + %s)::text, 10, '0'), '916', '', 'UTC',"
-            " now(), now() FROM generate_series(1, %s) g",
-            [mailing.id * 10_000_000, count],
+            " updated_at) SELECT '7' || lpad((g + (SELECT coalesce(max(id), 0)"
+            " FROM clients_client))::text, 10, '0'), '916', %s, 'UTC', now(), now()"
+            " FROM generate_series(1, %s) g",
+            [tag, count],
         )
-    store.mailing_fan_out(mailing_id=mailing.id, now=timezone.now())
+    assert store.mailing_fan_out(mailing_id=mailing.id, now=timezone.now()) == count
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
