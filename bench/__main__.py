@@ -55,7 +55,7 @@ MEMORY_TARGET_MB = 200
 IN_FLIGHT = 100
 # Scale-out is by worker processes (each has one send loop, bound to one core by the GIL):
 # the dispatch scenario runs one per core, as a deployment on this machine would.
-DISPATCH_WORKERS = len(os.sched_getaffinity(0))
+DISPATCH_WORKERS = min(os.cpu_count() or 1, IN_FLIGHT)
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_PID = 0  # the benchmark's own redis-server, once started
 
@@ -531,7 +531,8 @@ def write_report(results: Results) -> None:
         f" {os.cpu_count()} cores, {_memory()} memory, Python {platform.python_version()},"
         f" PostgreSQL {pg_version} ({connection.vendor}), the simulator on loopback;"
         " everything shares the same cores. Dispatch runs one worker process per core"
-        f" ({DISPATCH_WORKERS}) sharing the ceiling's {IN_FLIGHT} requests in flight; growth"
+        f" ({DISPATCH_WORKERS} x {IN_FLIGHT // DISPATCH_WORKERS} requests in flight; the ceiling"
+        f" {IN_FLIGHT}); growth"
         f" gives each worker {IN_FLIGHT}. What the figures mean, and what is next:"
         " [performance.md](performance.md).",
         "",
