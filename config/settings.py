@@ -197,6 +197,7 @@ SENDING = {
 # separate processes with nothing to install. Production: redis://...
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+SENDING_BROADCAST: Exchange | None = None
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
@@ -215,18 +216,16 @@ else:
         "retry_on_timeout": False,
         "visibility_timeout": 300,
     }
-    # A wake-up of the send loop reaches every worker at once (a fan-out exchange: Redis
-    # PUB/SUB), so that all of them start on a new mailing together. Not on the file broker:
-    # it would keep a queue for every worker that ever ran and fill those of the dead. On
-    # Redis a dead worker's queue is only ever filled by a restored wake-up, and expires.
-    # The publisher declares the exchange itself: without it kombu's Redis transport takes
-    # the exchange for a direct one and drops the message (celery/celery#2638).
-    _DISPATCH = Exchange("dispatch", type="fanout")
+    # Every worker also listens to a fan-out exchange (Redis PUB/SUB), so that a wake-up of
+    # the send loop can reach all of them at once (notifier.sending.tasks.wake_send_loops).
+    # Not on the file broker: it would keep a queue for every worker that ever ran and fill
+    # those of the dead. On Redis a dead worker's queue is only ever filled by a restored
+    # wake-up, and expires.
+    SENDING_BROADCAST = Exchange("dispatch", type="fanout")
     CELERY_TASK_QUEUES = (
         Queue("celery"),
-        Broadcast("dispatch", exchange=_DISPATCH, expires=300),
+        Broadcast("dispatch", exchange=SENDING_BROADCAST, expires=300),
     )
-    CELERY_TASK_ROUTES = {"sending.dispatch": {"queue": "dispatch", "declare": [_DISPATCH]}}
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None

@@ -3,6 +3,7 @@
 import threading
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from notifier.core import logging
@@ -32,7 +33,7 @@ def tick() -> None:
     if report.reclaimed:
         log.warning("requeued messages whose worker stopped", messages=report.reclaimed)
     if report.due:
-        dispatch.delay()
+        wake_send_loops()
 
 
 @shared_task(name="sending.start_mailing", ignore_result=True)
@@ -42,7 +43,7 @@ def start_mailing(mailing_id: int) -> None:
     created = store.mailing_fan_out(mailing_id=mailing_id, now=timezone.now())
     if created is not None:
         log.info("mailing started", messages=created)
-        dispatch.delay()
+        wake_send_loops()
 
 
 @shared_task(name="sending.dispatch", ignore_result=True)
@@ -57,4 +58,18 @@ def dispatch() -> None:
     finally:
         _dispatching.release()
     if more:
-        dispatch.delay()
+        wake_send_loops()
+
+
+def wake_send_loops() -> None:
+    """Wake one worker's send loop through the task queue, which holds the wake-up until a
+    worker takes it, and, where the broker has a fan-out exchange (Redis), every worker's at
+    once. The fan-out is best effort: PUB/SUB reaches whoever listens at that moment, so
+    sending never depends on it alone."""
+    dispatch.delay()
+    if settings.SENDING_BROADCAST is not None:
+        # Declared by the publisher: kombu's Redis transport takes an exchange it has not
+        # seen declared for a direct one and drops the message (celery/celery#2638).
+        dispatch.apply_async(  # type: ignore[call-arg] # options pass through; the stubs omit it
+            queue="dispatch", declare=[settings.SENDING_BROADCAST]
+        )
