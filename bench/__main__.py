@@ -56,6 +56,7 @@ IN_FLIGHT = 100
 # Scale-out is by worker processes (each has one send loop, bound to one core by the GIL):
 # the dispatch scenario runs one per core, as a deployment on this machine would.
 DISPATCH_WORKERS = min(os.cpu_count() or 1, IN_FLIGHT)
+DISPATCH_IN_FLIGHT = IN_FLIGHT // DISPATCH_WORKERS  # per worker
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_PID = 0  # the benchmark's own redis-server, once started
 
@@ -268,9 +269,7 @@ def scenario_dispatch(n: int, results: Results, *, profile: bool = False) -> Non
     IN_FLIGHT), at each latency; where the machine is noisiest the two alternate and the
     medians count. One worker process alone is in the growth scenario."""
     reset_data(n)
-    with running_system(
-        workers=DISPATCH_WORKERS, in_flight=IN_FLIGHT // DISPATCH_WORKERS
-    ) as system:
+    with running_system(workers=DISPATCH_WORKERS, in_flight=DISPATCH_IN_FLIGHT) as system:
         for latency, target in LATENCIES.items():
             pairs = []
             for repeat in range(REPEATS[latency]):
@@ -531,7 +530,7 @@ def write_report(results: Results) -> None:
         f" {os.cpu_count()} cores, {_memory()} memory, Python {platform.python_version()},"
         f" PostgreSQL {pg_version} ({connection.vendor}), the simulator on loopback;"
         " everything shares the same cores. Dispatch runs one worker process per core"
-        f" ({DISPATCH_WORKERS} x {IN_FLIGHT // DISPATCH_WORKERS} requests in flight; the ceiling"
+        f" ({DISPATCH_WORKERS} x {DISPATCH_IN_FLIGHT} requests in flight; the ceiling"
         f" {IN_FLIGHT}); growth"
         f" gives each worker {IN_FLIGHT}. What the figures mean, and what is next:"
         " [performance.md](performance.md).",

@@ -174,13 +174,12 @@ def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
     worker never overwrites a newer claim or a cancellation."""
     if not settlements:
         return Counter()
+
     # The whole batch travels as one JSON parameter: encoding it is one C call, and the
     # statement is the same for any number of rows (psycopg adapted arrays element by element
     # in Python, and SQLite limits the number of parameters).
-    postgres = _postgres()
-
-    def text(value: datetime | None) -> str | None:  # read back as the same instant
-        return None if value is None else value.isoformat() if postgres else str(_dt(value))
+    def text(value: datetime | None) -> str | None:  # as the backend reads a datetime
+        return None if value is None else str(_dt(value))
 
     batch = json.dumps(
         [
@@ -196,7 +195,7 @@ def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
             for s in settlements
         ]
     )
-    if postgres:
+    if _postgres():
         fields = ", ".join(f"(r->>{i})::{kind} AS {name}" for i, (name, kind) in enumerate(SETTLED))
         source = f"(SELECT {fields} FROM json_array_elements(%s::json) AS r) AS v"  # noqa: S608
     else:
