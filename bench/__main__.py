@@ -20,13 +20,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench import measure, report
+from bench.results import Figure, Results, Run, verdict
 
 if TYPE_CHECKING:
     from notifier.testing.stack import Stack
@@ -59,41 +60,6 @@ DISPATCH_WORKERS = min(os.cpu_count() or 1, IN_FLIGHT)
 DISPATCH_IN_FLIGHT = IN_FLIGHT // DISPATCH_WORKERS  # per worker
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_PID = 0  # the benchmark's own redis-server, once started
-
-
-@dataclass
-class Figure:
-    scenario: str
-    name: str
-    value: float
-    unit: str
-    target: str
-    passed: bool | None  # None: informational
-
-
-@dataclass
-class Run:
-    """One dispatch of a mailing to `n` clients, and what it cost."""
-
-    scenario: str
-    n: int
-    latency_ms: int
-    workers: int
-    rate: float  # messages sent per second, from the mailing's start to its last `sent`
-    cpu: dict[str, float]  # CPU microseconds per message, by component
-    peak_rss_mb: list[float]  # per worker process, over its whole life (fan-out included)
-
-
-@dataclass
-class Results:
-    size: str
-    figures: list[Figure] = field(default_factory=list)
-    runs: list[Run] = field(default_factory=list)
-    profile: list[tuple[str, float]] = field(default_factory=list)  # (frame, share of samples)
-
-    def add(self, *figures: Figure) -> None:
-        self.figures += figures
-        print_figures(list(figures))
 
 
 def setup(workdir: Path) -> None:
@@ -161,7 +127,7 @@ class System:
 
 def dispatch(scenario: str, n: int, latency_ms: int, system: System) -> Run:
     """Send one mailing to `n` clients; the rate counts from its creation to the last `sent`."""
-    from notifier.mailings.services import mailing_create
+    from notifier.sending.services import mailing_create
 
     system.probe.reset()
     system.probe.set_faults(latency_ms=latency_ms)
@@ -379,7 +345,7 @@ def scenario_growth(sizes: tuple[list[int], list[int], int], results: Results) -
 def scenario_fanout(n: int, results: Results) -> None:
     """The service's fan-out against a raw INSERT ... SELECT of the same rows, alternated."""
     from notifier.mailings.models import Mailing
-    from notifier.sending import store
+    from notifier.sending import queries
 
     reset_data(n)
     raw_times, service_times = [], []
@@ -401,7 +367,7 @@ def scenario_fanout(n: int, results: Results) -> None:
             )
         )
         service_times.append(
-            timed(partial(store.mailing_fan_out, mailing_id=mailings[1].id, now=now))
+            timed(partial(queries.mailing_fan_out, mailing_id=mailings[1].id, now=now))
         )
         sql("TRUNCATE mailings_message")
     raw, service = statistics.median(raw_times), statistics.median(service_times)
@@ -473,7 +439,7 @@ def scenario_start(n: int, results: Results) -> None:
     """`n` mailings (to one client), starting 0.25 s apart: lag from each `start_at` to its
     request at the simulator."""
     from notifier.mailings.models import Message
-    from notifier.mailings.services import mailing_create
+    from notifier.sending.services import mailing_create
 
     reset_data(1)
     with running_system() as system:
@@ -506,15 +472,6 @@ def scenario_start(n: int, results: Results) -> None:
 
 
 # -- report ----------------------------------------------------------------------------------
-
-
-def verdict(figure: Figure) -> str:
-    return "" if figure.passed is None else ("PASS" if figure.passed else "FALLS SHORT")
-
-
-def print_figures(figures: list[Figure]) -> None:
-    for f in figures:
-        print(f"{f.scenario:9} {f.name:55} {f.value:12.2f} {f.unit:6} {f.target:8} {verdict(f)}")
 
 
 def write_report(results: Results) -> None:

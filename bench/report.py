@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from bench.__main__ import Run
+    from bench.results import Run
 
 COMPONENTS = ("worker", "postgres", "simulator", "bench", "redis", "beat")
 

@@ -9,11 +9,12 @@ from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # `filesystem://` (the embedded default) gets kombu's transport with atomic writes.
-TRANSPORT_ALIASES["filesystem"] = "notifier.sending.filebroker:Transport"
+TRANSPORT_ALIASES["filesystem"] = "notifier.core.filebroker:Transport"
 
 app = Celery("notifier")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["notifier.sending"])
+# Every installed app's `tasks` module, so that a new app's tasks are never silently missed.
+app.autodiscover_tasks()
 
 
 @app.on_after_configure.connect

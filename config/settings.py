@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "notifier.mailings",
     "notifier.sending",
     "notifier.ops",
+    "notifier.console",
 ]
 
 MIDDLEWARE = [
@@ -135,16 +136,16 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["notifier.core.auth.BearerTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["notifier.api.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: one input format to validate, and anything else is a clean 415.
-    "DEFAULT_PARSER_CLASSES": ["notifier.core.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["notifier.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "URL_FORMAT_OVERRIDE": None,
-    "DEFAULT_PAGINATION_CLASS": "notifier.core.pagination.PageNumberPagination",
-    "DEFAULT_FILTER_BACKENDS": ["notifier.core.filters.StrictFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "notifier.api.pagination.PageNumberPagination",
+    "DEFAULT_FILTER_BACKENDS": ["notifier.api.filters.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "notifier.core.errors.exception_handler",
+    "EXCEPTION_HANDLER": "notifier.api.errors.exception_handler",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
 }
@@ -165,7 +166,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "notifier.core.schema.add_error_responses",
+        "notifier.api.schema.add_error_responses",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "notifier.mailings.models.MessageStatus",
@@ -177,7 +178,10 @@ SPECTACULAR_SETTINGS = {
 
 # The external sending API. The default is the local simulator (`probe` in the Procfile).
 PROBE_URL = env.str("PROBE_URL", default="http://127.0.0.1:8001/v1")
-PROBE_TOKEN = env.str("PROBE_TOKEN", default="local-simulator-token" if DEBUG else "")
+# No default in production: a worker without credentials would only collect 401s.
+PROBE_TOKEN = (
+    env.str("PROBE_TOKEN", default="local-simulator-token") if DEBUG else env.str("PROBE_TOKEN")
+)
 
 SENDING = {
     "PROBE_URL": PROBE_URL,
@@ -234,6 +238,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = False  # tasks are wake-ups: losing one costs at most one tick
+# No task may run away: the longest, a dispatch, hands over after its budget and then waits
+# at most a request timeout for what is in flight. Celery enforces these in prefork pools;
+# the engine's thread pool cannot kill a thread, so the send loop keeps its own budget.
+CELERY_TASK_SOFT_TIME_LIMIT = int(SENDING["DISPATCH_BUDGET"] + SENDING["REQUEST_TIMEOUT"] + 60)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -252,7 +261,7 @@ CELERY_TIMEZONE = "UTC"
 # The folder where every process of this host (web, workers, beat) writes its metrics, for
 # /metrics to add them up (prometheus-client's multiprocess mode). Empty: each process keeps
 # its own, and /metrics shows only the web process that answers. Empty it before starting the
-# processes, never while one runs (see notifier/ops/metrics.py).
+# processes, never while one runs (see notifier/core/metrics.py).
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
 # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`; unset, it is public.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("PROBE_TOKEN", "test-only-probe-token")
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     # The metrics of the tests (and of the workers they start) in a folder of their own, not
     # added up with those of a `make run` in var/metrics.

@@ -8,6 +8,8 @@ from notifier.core.errors import DomainError
 
 log = logging.get_logger(__name__)
 PHONE_TAKEN = "A client with this phone already exists."
+# What a client's optional fields are when not given (the operator code: from the phone).
+CLIENT_DEFAULTS: dict[str, Any] = {"operator_code": None, "tag": "", "timezone": "UTC"}
 
 
 def client_create(
@@ -26,10 +28,14 @@ def client_create(
     return client
 
 
-def client_update(*, client: Client, data: dict[str, Any]) -> Client:
-    """Change the given fields. A new phone without an operator code re-derives the code."""
-    if "phone" in data and not data.get("operator_code"):
-        data = {**data, "operator_code": operator_code_from_phone(data["phone"])}
+def client_update(*, client: Client, data: dict[str, Any], replace: bool = False) -> Client:
+    """Change the given fields, or with `replace` all of them, the fields not given taking
+    their defaults. A new phone without an operator code re-derives the code."""
+    if replace:
+        data = {**CLIENT_DEFAULTS, **data}
+    if ("phone" in data or "operator_code" in data) and not data.get("operator_code"):
+        phone = data.get("phone", client.phone)
+        data = {**data, "operator_code": operator_code_from_phone(phone)}
     logging.bind(client_id=client.id)
     changed = sorted(field for field, value in data.items() if getattr(client, field) != value)
     for field, value in data.items():
@@ -37,19 +43,6 @@ def client_update(*, client: Client, data: dict[str, Any]) -> Client:
     _save(client)
     log.info("client changed", fields=changed)
     return client
-
-
-def client_delete(*, client: Client) -> None:
-    """Remove a client. Its unsent messages are cancelled; sent ones keep their history
-    (each message keeps the phone it was addressed to)."""
-    from notifier.mailings.services import messages_cancel_for_client, wait_for_claims_to_start
-
-    logging.bind(client_id=client.id)
-    with transaction.atomic():
-        sending = messages_cancel_for_client(client_id=client.id)
-        client.delete()
-    log.info("client deleted", messages_in_flight=sending)
-    wait_for_claims_to_start(sending=sending)
 
 
 def _save(client: Client) -> None:

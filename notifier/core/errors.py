@@ -1,17 +1,11 @@
-"""One error format for the whole API.
+"""The one error shape of every HTTP answer, and the error type of business rules.
 
 Every error body is `{"error": {"status", "code", "message", "fields"}}`, where `fields` maps
 each offending input field (dotted path for nested ones, e.g. `filter.tags.0`) to its reasons.
 """
 
-from typing import Any
-
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, status
-from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class DomainError(Exception):
@@ -24,65 +18,15 @@ class DomainError(Exception):
         self.code = code
 
 
-def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Turn DRF's nested error detail into `{"a.b.0": ["reason", ...]}`."""
-    if isinstance(detail, dict):
-        flat: dict[str, list[str]] = {}
-        for key, value in detail.items():
-            # Errors about an object as a whole belong to the object's own path.
-            if key == "non_field_errors":
-                path = prefix
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
-            flat.update(flatten_errors(value, path))
-        return flat
-    if isinstance(detail, list) and detail and all(not isinstance(d, dict | list) for d in detail):
-        return {prefix or "non_field_errors": [str(d) for d in detail]}
-    if isinstance(detail, list):
-        flat = {}
-        for index, value in enumerate(detail):
-            if value:
-                flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
-        return flat
-    return {prefix or "non_field_errors": [str(detail)]}
-
-
 def error_body(status_code: int, code: str, message: str, fields: dict[str, list[str]]) -> dict:
     return {"error": {"status": status_code, "code": code, "message": message, "fields": fields}}
-
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DomainError):
-        exc = exceptions.ValidationError({exc.field or "non_field_errors": [exc.message]}, exc.code)
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
-
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
-    assert isinstance(exc, exceptions.APIException)
-    if isinstance(exc, exceptions.ValidationError):
-        fields = flatten_errors(exc.detail)
-        codes = exc.get_codes()
-        code = codes if isinstance(codes, str) else "invalid"
-        message = "Invalid input: " + ", ".join(sorted(fields)) + "."
-    else:
-        fields = {}
-        code = exc.default_code
-        if isinstance(exc.detail, exceptions.ErrorDetail) and exc.detail.code:
-            code = exc.detail.code
-        message = str(exc.detail)
-    response.data = error_body(response.status_code, str(code), message, fields)
-    return response
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """A URL that matches no route: JSON under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
         body = error_body(404, "not_found", "Not found.", {})
-        return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)
+        return JsonResponse(body, status=404)
     return defaults.page_not_found(request, exception)
 
 
@@ -90,5 +34,5 @@ def server_error(request: HttpRequest) -> HttpResponse:
     """A bug answers in the documented format too (and is logged with its traceback)."""
     if request.path.startswith("/api/"):
         body = error_body(500, "server_error", "Internal server error.", {})
-        return JsonResponse(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        return JsonResponse(body, status=500)
     return defaults.server_error(request)

@@ -11,6 +11,26 @@ MAILING_TEXT_MAX_LENGTH = 1000
 LAST_ERROR_MAX_LENGTH = 500
 
 
+# The one rule for when a mailing may send: not cancelled, and its window open. Raw statements
+# use the SQL twin, with the mailing table as `{m}` and the moment as the named parameter
+# `%(now)s` (tested to agree with `MailingQuerySet.may_send` and `Mailing.may_send`).
+MAY_SEND_SQL = "{m}.cancelled_at IS NULL AND {m}.start_at <= %(now)s AND {m}.end_at > %(now)s"
+
+
+def may_send_q(now: datetime, prefix: str = "") -> models.Q:
+    """The rule as a filter, on a mailing or (`prefix="mailing__"`) on its messages."""
+    return models.Q(
+        **{f"{prefix}cancelled_at__isnull": True, f"{prefix}start_at__lte": now},
+        **{f"{prefix}end_at__gt": now},
+    )
+
+
+class MailingQuerySet(models.QuerySet["Mailing"]):
+    def may_send(self, now: datetime) -> "MailingQuerySet":
+        """The mailings whose messages may be sent at `now`."""
+        return self.filter(may_send_q(now))
+
+
 class Mailing(models.Model):
     """A campaign: one message to every client matching the filter, inside [start_at, end_at).
 
@@ -37,6 +57,8 @@ class Mailing(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
+    objects = MailingQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
         constraints = [
@@ -54,12 +76,16 @@ class Mailing(models.Model):
     def __str__(self) -> str:
         return f"Mailing {self.id}"
 
+    def may_send(self, now: datetime) -> bool:
+        """Whether the mailing's messages may be sent at `now` (the rule, in Python)."""
+        return self.cancelled_at is None and self.start_at <= now < self.end_at
+
     def status_at(self, now: datetime) -> "Mailing.Status":
         if self.cancelled_at is not None:
             return self.Status.CANCELLED
         if self.finished_at is not None or now >= self.end_at:
             return self.Status.FINISHED
-        if now >= self.start_at:
+        if self.may_send(now):
             return self.Status.RUNNING
         return self.Status.SCHEDULED
 

@@ -2,10 +2,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TypedDict
 
-from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 
-from notifier.mailings.models import Mailing, Message, MessageCount
+from notifier.mailings.models import Mailing, Message, MessageCount, may_send_q
 
 
 class MessageCounts(TypedDict):
@@ -20,7 +19,7 @@ def mailing_status_q(status: str, now: datetime) -> Q:
     return {
         Mailing.Status.CANCELLED: ~live,
         Mailing.Status.FINISHED: live & (Q(finished_at__isnull=False) | Q(end_at__lte=now)),
-        Mailing.Status.RUNNING: unfinished & Q(start_at__lte=now),
+        Mailing.Status.RUNNING: may_send_q(now) & Q(finished_at__isnull=True),
         Mailing.Status.SCHEDULED: unfinished & Q(start_at__gt=now),
     }[Mailing.Status(status)]
 
@@ -60,22 +59,3 @@ def message_counts_total() -> MessageCounts:
 
 def message_list(*, mailing: Mailing) -> QuerySet[Message]:
     return Message.objects.filter(mailing=mailing).order_by("id")
-
-
-def message_counts_compact() -> int:
-    """Fold the delta rows the triggers appended into the base rows (PostgreSQL; SQLite keeps
-    base rows only). Run by the tick; concurrent runs are safe. Returns the rows folded."""
-    if connection.vendor != "postgresql":
-        return 0
-    with connection.cursor() as cursor:
-        # Base rows are locked in key order: two compactions cannot deadlock.
-        cursor.execute(
-            "WITH moved AS (DELETE FROM mailings_messagecount WHERE NOT base"
-            " RETURNING mailing_id, status, number)"
-            " INSERT INTO mailings_messagecount (mailing_id, status, number, base)"
-            " SELECT mailing_id, status, sum(number), true FROM moved"
-            " GROUP BY mailing_id, status ORDER BY mailing_id, status"
-            " ON CONFLICT (mailing_id, status) WHERE base"
-            " DO UPDATE SET number = mailings_messagecount.number + EXCLUDED.number"
-        )
-        return cursor.rowcount

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from django.db import connection
 
-from notifier.core import logging
+from notifier.core import logging, metrics
 from notifier.integrations.probe.client import (
     Delivered,
     Outcome,
@@ -26,10 +26,9 @@ from notifier.integrations.probe.client import (
     Unauthorized,
 )
 from notifier.mailings.models import Message
-from notifier.ops import metrics
-from notifier.sending import store
-from notifier.sending.config import SendingConfig
+from notifier.sending import queries
 from notifier.sending.policy import Settlement, release, settle
+from notifier.sending.settings import EngineSettings
 
 log = logging.get_logger(__name__)
 T = TypeVar("T")
@@ -96,7 +95,7 @@ class Dispatcher:
     recent send rate, so a claimed message waits for a slot a fraction of `start_window` at
     most (past it, it is released unsent)."""
 
-    def __init__(self, config: SendingConfig, *, rng: random.Random | None = None) -> None:
+    def __init__(self, config: EngineSettings, *, rng: random.Random | None = None) -> None:
         self.config = config
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         # One connection each: a claim never queues behind a settlement.
@@ -127,7 +126,7 @@ class Dispatcher:
 
     async def _run(self, budget: float) -> bool:
         deadline = time.monotonic() + budget
-        self._queue: asyncio.Queue[tuple[store.Claim, float]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[queries.Claim, float]] = asyncio.Queue()
         self._slot_freed = asyncio.Event()
         self._all_done = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -160,7 +159,7 @@ class Dispatcher:
             self._release(claim)
             self._done_with()
 
-    def _release(self, claim: store.Claim) -> None:
+    def _release(self, claim: queries.Claim) -> None:
         """Give a claimed message back unsent: `pending` again at the next write."""
         self._settled.append(release(message_id=claim.id, attempts=claim.attempts))
 
@@ -216,7 +215,7 @@ class Dispatcher:
         now = _now()
         if time.monotonic() - self._live_at >= LIVE_REFRESH or not self._live or _new_work.is_set():
             _new_work.clear()
-            self._live = await self._db(self._claims_db, store.live_mailing_ids, now=now)
+            self._live = await self._db(self._claims_db, queries.live_mailing_ids, now=now)
             self._live_at = time.monotonic()
         claimed = 0
         # Round-robin over live mailings, so that a huge one does not starve the others.
@@ -228,7 +227,7 @@ class Dispatcher:
             started = time.monotonic()
             claims = await self._db(
                 self._claims_db,
-                store.messages_claim,
+                queries.messages_claim,
                 mailing_id=mailing_id,
                 limit=wanted - claimed,
                 now=now,
@@ -254,7 +253,7 @@ class Dispatcher:
             if self._wanted():
                 self._slot_freed.set()
 
-    async def _attempt(self, probe: ProbeClient, claim: store.Claim, claimed_at: float) -> None:
+    async def _attempt(self, probe: ProbeClient, claim: queries.Claim, claimed_at: float) -> None:
         now = _now()
         time_left = (claim.mailing.end_at - now).total_seconds()
         late = time.monotonic() - claimed_at > self.config.start_window
@@ -288,7 +287,7 @@ class Dispatcher:
         metrics.record_attempt(type(outcome).__name__.lower(), outcome.latency)
         self._on_outcome(claim, outcome)
 
-    def _on_outcome(self, claim: store.Claim, outcome: Outcome) -> None:
+    def _on_outcome(self, claim: queries.Claim, outcome: Outcome) -> None:
         pause = self.config.auth_pause
         if isinstance(outcome, Unauthorized):
             pause = self.gate.refused(
@@ -344,7 +343,7 @@ class Dispatcher:
         if not batch:
             return
         try:
-            written = await self._db(self._settle_db, store.messages_settle, settlements=batch)
+            written = await self._db(self._settle_db, queries.messages_settle, settlements=batch)
         except Exception:
             # Kept for the next write: an outcome lost here would leave a delivered message
             # `sending`, to be sent again when its lease runs out.
@@ -361,5 +360,5 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _ids(claim: store.Claim) -> dict[str, int | None]:
+def _ids(claim: queries.Claim) -> dict[str, int | None]:
     return {"message_id": claim.id, "mailing_id": claim.mailing.id, "client_id": claim.client_id}

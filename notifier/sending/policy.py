@@ -59,7 +59,9 @@ def settle(
         case Delivered():
             return Settlement(message_id, attempts, Message.Status.SENT, sent_at=now)
         case Permanent(reason=reason):
-            return Settlement(message_id, attempts, Message.Status.FAILED, last_error=_cut(reason))
+            return Settlement(
+                message_id, attempts, Message.Status.FAILED, last_error=_storable_error(reason)
+            )
         case Unauthorized(reason=reason):
             return _retry(message_id, attempts, now + timedelta(seconds=auth_pause), end_at, reason)
         case Transient(reason=reason, retry_after=retry_after):
@@ -75,18 +77,28 @@ def release(*, message_id: int, attempts: int) -> Settlement:
     return Settlement(message_id, attempts, Message.Status.PENDING, attempt_counted=False)
 
 
+def next_attempt_at(*, earliest: datetime, end_at: datetime) -> datetime | None:
+    """The one rule for when a message may next be attempted, given the earliest moment the
+    outcome of its last attempt allows: None when no attempt fits before the mailing's end.
+    Every condition on when a message may go out is a change here (and to the mailing's
+    `may_send` for conditions on the whole mailing)."""
+    return earliest if earliest < end_at else None
+
+
 def _retry(
-    message_id: int, attempts: int, at: datetime, end_at: datetime, reason: str
+    message_id: int, attempts: int, earliest: datetime, end_at: datetime, reason: str
 ) -> Settlement:
-    if at >= end_at:
+    error = _storable_error(reason)
+    at = next_attempt_at(earliest=earliest, end_at=end_at)
+    if at is None:
         # No later attempt fits in the window: the message will never go out.
-        return Settlement(message_id, attempts, Message.Status.EXPIRED, last_error=_cut(reason))
+        return Settlement(message_id, attempts, Message.Status.EXPIRED, last_error=error)
     return Settlement(
-        message_id, attempts, Message.Status.PENDING, next_attempt_at=at, last_error=_cut(reason)
+        message_id, attempts, Message.Status.PENDING, next_attempt_at=at, last_error=error
     )
 
 
-def _cut(reason: str) -> str:
+def _storable_error(reason: str) -> str:
     # Text in PostgreSQL cannot hold NUL, which an answer's body may: one would fail the
     # write of a whole batch of outcomes.
     return reason.replace("\x00", "")[:LAST_ERROR_MAX_LENGTH]

@@ -7,9 +7,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from notifier.core import logging
-from notifier.sending import store
-from notifier.sending.config import SendingConfig
+from notifier.sending import queries
+from notifier.sending import tick as engine_tick
 from notifier.sending.dispatcher import Dispatcher, poke
+from notifier.sending.settings import EngineSettings
 from notifier.sending.wakeups import START_HORIZON
 
 log = logging.get_logger(__name__)
@@ -21,12 +22,12 @@ _dispatching = threading.Lock()
 @shared_task(name="sending.tick", ignore_result=True)
 def tick() -> None:
     """Once a second (beat): start due mailings, close over ones, requeue dead claims."""
-    report = store.engine_tick(now=timezone.now(), horizon=START_HORIZON)
+    report = engine_tick.run(now=timezone.now(), horizon=START_HORIZON)
     for mailing_id in report.to_start:
         start_mailing.delay(mailing_id)
     for mailing_id, start_at in report.starting_soon:
         start_mailing.apply_async((mailing_id,), eta=start_at, expires=START_HORIZON + 60)
-    for mailing_id, count in report.expired_by_mailing.items():
+    for mailing_id, count in report.expired.items():
         log.info("mailing expired", mailing_id=mailing_id, messages_expired=count)
     for mailing_id in report.finished:
         log.info("mailing finished", mailing_id=mailing_id)
@@ -40,7 +41,7 @@ def tick() -> None:
 def start_mailing(mailing_id: int) -> None:
     """Create a mailing's messages when its window opens, then get them sent."""
     logging.bind(mailing_id=mailing_id)
-    created = store.mailing_fan_out(mailing_id=mailing_id, now=timezone.now())
+    created = queries.mailing_fan_out(mailing_id=mailing_id, now=timezone.now())
     if created is not None:
         log.info("mailing started", messages=created)
         wake_send_loops()
@@ -53,7 +54,7 @@ def dispatch() -> None:
         poke()  # the running loop takes it from here
         return
     try:
-        config = SendingConfig.load()
+        config = EngineSettings.load()
         more = Dispatcher(config).run(budget=config.dispatch_budget)
     finally:
         _dispatching.release()

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 
 from notifier.core import logging
@@ -21,10 +22,10 @@ def wake_after_commit(task_name: str, *args: Any, eta: datetime | None = None) -
 
 
 def _publish(task_name: str, args: tuple[Any, ...], eta: datetime | None) -> None:
-    from config.celery import app
-
     try:
-        app.send_task(task_name, args=args, eta=eta, retry=False)
+        # By name, through the app the process configured (config.celery): the engine does not
+        # import the configuration above it.
+        current_app.send_task(task_name, args=args, eta=eta, retry=False)
     except Exception as exc:  # the broker's errors are many and all mean the same here
         log.warning(
             "wake-up not published; the tick will catch up",

@@ -10,8 +10,6 @@ from django.utils import timezone
 
 from notifier.clients.tests.factories import ClientFactory
 from notifier.mailings.models import Message, MessageCount
-from notifier.mailings.selectors import message_counts_compact
-from notifier.mailings.services import mailing_delete
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -65,22 +63,6 @@ def test_deleting_a_mailing_takes_its_counts_to_zero():
     mailing = MailingFactory()
     MessageFactory.create_batch(4, mailing=mailing)
 
-    mailing_delete(mailing=mailing)
+    mailing.delete()
 
     assert kept() == Counter()
-
-
-def test_compaction_folds_deltas_and_changes_no_count():
-    """PostgreSQL appends a delta row per statement; the tick folds them into one base row
-    per (mailing, status). SQLite keeps base rows only."""
-    mailing = MailingFactory()
-    for _ in range(3):
-        MessageFactory(mailing=mailing)
-    Message.objects.filter(mailing=mailing).update(status="sending")
-    before = kept()
-
-    message_counts_compact()
-
-    assert kept() == before == real()
-    assert not MessageCount.objects.filter(base=False).exists()
-    assert MessageCount.objects.filter(mailing_id=mailing.id).count() == 2  # pending 0, sending 3

@@ -14,10 +14,10 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from notifier.core.metrics import in_flight, record_attempt, record_final
 from notifier.mailings.models import Mailing, Message
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 from notifier.ops import metrics
-from notifier.ops.metrics import in_flight, record_attempt, record_final
 from notifier.testing.stack import ROOT, session_database_url
 
 pytestmark = pytest.mark.django_db
@@ -193,7 +193,7 @@ import sys
 import django
 
 django.setup()
-from notifier.ops.metrics import in_flight, record_attempt
+from notifier.core.metrics import in_flight, record_attempt
 
 record_attempt("delivered", 0.02)
 in_flight.inc(3)
@@ -210,7 +210,7 @@ def test_metrics_of_every_process_add_up(client):
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER],
         cwd=ROOT,
-        env=os.environ,  # the same folder, exported by notifier.ops.metrics
+        env=os.environ,  # the same folder, exported by notifier.core.metrics
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -247,7 +247,7 @@ import django
 django.setup()
 from django.test import Client
 from django.test.utils import setup_test_environment
-from notifier.ops.metrics import record_attempt
+from notifier.core.metrics import record_attempt
 
 setup_test_environment()
 record_attempt("permanent", 0.5)

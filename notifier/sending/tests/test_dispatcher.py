@@ -18,9 +18,9 @@ from django.utils import timezone
 from notifier.clients.tests.factories import ClientFactory
 from notifier.mailings.models import Mailing, Message
 from notifier.mailings.tests.factories import MailingFactory
-from notifier.sending import dispatcher, store
-from notifier.sending.config import SendingConfig
+from notifier.sending import dispatcher, queries, tick
 from notifier.sending.dispatcher import CredentialsGate, Dispatcher
+from notifier.sending.settings import EngineSettings
 from probe_sim.testing import ProbeProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -36,7 +36,7 @@ def credentials_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dispatcher, "credentials", CredentialsGate())
 
 
-def config(probe: ProbeProcess, **overrides: Any) -> SendingConfig:
+def config(probe: ProbeProcess, **overrides: Any) -> EngineSettings:
     """Small timeouts and delays, so that every test runs in a second or two."""
     knobs: dict[str, Any] = {
         "probe_url": probe.url,
@@ -52,7 +52,7 @@ def config(probe: ProbeProcess, **overrides: Any) -> SendingConfig:
         "dispatch_budget": 5.0,
         **overrides,
     }
-    return SendingConfig(**knobs)
+    return EngineSettings(**knobs)
 
 
 def started_mailing(clients: int, *, text: str = "Hello!", **kwargs: Any) -> Mailing:
@@ -61,7 +61,7 @@ def started_mailing(clients: int, *, text: str = "Hello!", **kwargs: Any) -> Mai
     now = timezone.now()
     fields = {"start_at": now - SEC, "end_at": now + HOUR, "text": text, **kwargs}
     mailing = cast(Mailing, MailingFactory(**fields))
-    assert store.mailing_fan_out(mailing_id=mailing.id, now=now) == clients
+    assert queries.mailing_fan_out(mailing_id=mailing.id, now=now) == clients
     return mailing
 
 
@@ -179,7 +179,7 @@ def test_no_request_starts_at_or_after_the_end(probe):
     requests = probe.requests()
     assert requests, "some requests went out before the end"
     assert max(r["time"] for r in requests) < end_at.timestamp()
-    store.engine_tick(now=timezone.now(), horizon=0)
+    tick.run(now=timezone.now(), horizon=0)
     rows = messages(mailing)
     sent = [m for m in rows if m.status == S.SENT]
     assert 0 < len(sent) <= probe.report()["delivered"] < 40
@@ -205,7 +205,7 @@ def test_outcomes_survive_a_failed_write(probe, monkeypatch):
     """A write of outcomes that fails (the database went away for a moment) is retried: a
     lost outcome would leave a delivered message `sending`, to be sent again later."""
     mailing = started_mailing(10)
-    write, calls = store.messages_settle, []
+    write, calls = queries.messages_settle, []
 
     def fails_once(**kwargs: Any) -> Any:
         calls.append(kwargs)
@@ -213,7 +213,7 @@ def test_outcomes_survive_a_failed_write(probe, monkeypatch):
             raise OperationalError("server closed the connection unexpectedly")
         return write(**kwargs)
 
-    monkeypatch.setattr(store, "messages_settle", fails_once)
+    monkeypatch.setattr(queries, "messages_settle", fails_once)
 
     Dispatcher(config(probe)).run(budget=5)
 

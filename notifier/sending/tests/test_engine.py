@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from notifier.clients.models import Client
 from notifier.clients.tests.factories import ClientFactory
 from notifier.mailings.models import Mailing, Message
-from notifier.mailings.services import mailing_create
+from notifier.sending.services import mailing_create
 from notifier.testing.stack import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -299,22 +299,6 @@ def test_refused_credentials_pause_sending_and_a_400_fails_only_its_message(stac
     rejected.refresh_from_db()
     assert (rejected.status, rejected.last_error) == ("failed", "HTTP 400")
     assert "refused our credentials" in stack.log_text()
-
-
-def test_deleting_a_running_mailing_stops_its_requests(stack, probe, api):
-    make_clients(300)
-    probe.set_faults(latency_ms=100)
-    run(stack)
-    mailing = create_mailing(lasts=120)
-    wait_for(lambda: statuses(mailing)["sent"] >= 20, timeout=30, what="sending under way")
-
-    response = api.delete(f"/api/mailings/{mailing.id}/")
-    deleted_at = time.time()
-
-    assert response.status_code == 204
-    time.sleep(2)
-    assert max(r["time"] for r in probe.requests()) < deleted_at
-    assert probe.report()["delivered"] < 300
 
 
 def test_a_deleted_clients_unsent_messages_are_never_sent(stack, probe, api):

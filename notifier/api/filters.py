@@ -6,8 +6,13 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
+from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
+
+from notifier.clients.models import Client
+from notifier.mailings.models import Mailing, Message
+from notifier.mailings.selectors import mailing_status_q
 
 PAGINATION_PARAMS = frozenset({"page", "page_size"})
 
@@ -42,3 +47,28 @@ class StrictFilterBackend(DjangoFilterBackend):
         if errors:
             raise ValidationError(errors)
         return filterset
+
+
+class ClientListFilter(StrictFilterSet):
+    class Meta:
+        model = Client
+        fields = ["tag", "operator_code"]
+
+
+class MailingListFilter(StrictFilterSet):
+    status = django_filters.ChoiceFilter(choices=Mailing.Status.choices, method="filter_status")
+
+    class Meta:
+        model = Mailing
+        fields = ["status"]
+
+    def filter_status(self, queryset: QuerySet[Mailing], name: str, value: str) -> QuerySet:
+        return queryset.filter(mailing_status_q(value, timezone.now()))
+
+
+class MessageListFilter(StrictFilterSet):
+    status = django_filters.ChoiceFilter(choices=Message.Status.choices)
+
+    class Meta:
+        model = Message
+        fields = ["status"]

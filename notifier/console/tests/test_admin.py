@@ -6,7 +6,7 @@ from django.test import Client as WebClient
 from django.utils import timezone
 
 from notifier.clients.tests.factories import ClientFactory
-from notifier.mailings.admin import CappedCountPaginator
+from notifier.console.admin import CappedCountPaginator
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db

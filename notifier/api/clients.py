@@ -4,11 +4,12 @@ from rest_framework import viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from notifier.clients.filters import ClientFilter
+from notifier.api.fields import StrictCharField, StrictModelSerializer
+from notifier.api.filters import ClientListFilter
+from notifier.api.lookups import ObjectById
 from notifier.clients.models import Client
-from notifier.clients.services import PHONE_TAKEN, client_create, client_delete, client_update
-from notifier.core.api import ID_PATTERN, LogsObjectId
-from notifier.core.fields import StrictCharField, StrictModelSerializer
+from notifier.clients.services import PHONE_TAKEN, client_create, client_update
+from notifier.sending.services import client_delete
 
 
 class ClientSerializer(StrictModelSerializer):
@@ -44,25 +45,23 @@ class ClientSerializer(StrictModelSerializer):
         self.fields["phone"].error_messages["unique"] = PHONE_TAKEN
 
 
-class ClientViewSet(LogsObjectId, viewsets.ModelViewSet):
+class ClientViewSet(ObjectById, viewsets.ModelViewSet):
     """The client directory."""
 
     queryset = Client.objects.all()
     serializer_class = ClientSerializer
     log_id_name = "client_id"
-    filterset_class = ClientFilter
-    lookup_value_regex = ID_PATTERN
+    filterset_class = ClientListFilter
 
     def perform_create(self, serializer: ClientSerializer) -> None:  # type: ignore[override]
         serializer.instance = client_create(**serializer.validated_data)
 
     def perform_update(self, serializer: ClientSerializer) -> None:  # type: ignore[override]
-        data = dict(serializer.validated_data)
-        if not serializer.partial:
-            data.setdefault("operator_code", None)
-            data.setdefault("tag", "")
-            data.setdefault("timezone", "UTC")
-        serializer.instance = client_update(client=self.get_object(), data=data)
+        serializer.instance = client_update(
+            client=self.get_object(),
+            data=dict(serializer.validated_data),
+            replace=not serializer.partial,
+        )
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         client_delete(client=self.get_object())

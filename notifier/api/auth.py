@@ -1,3 +1,6 @@
+"""How API requests authenticate: a bearer token. (Loaded by DRF's settings, which its views
+import: this module imports no view.)"""
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import TokenAuthentication
 

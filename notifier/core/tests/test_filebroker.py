@@ -4,14 +4,14 @@ import multiprocessing
 
 from kombu import Connection
 
-import config.celery  # noqa: F401 - registers the atomic file transport for filesystem://
+from notifier.core.filebroker import Transport
 
 SENT = 200
 PAYLOAD = "x" * 1_000_000  # large enough that writing a file is not instantaneous
 
 
 def _produce(options: dict[str, str], producer: int) -> None:
-    with Connection("filesystem://", transport_options=options) as conn:
+    with Connection(transport=Transport, transport_options=options) as conn:
         queue = conn.SimpleQueue("wakeups")
         for n in range(SENT):
             queue.put({"producer": producer, "n": n, "payload": PAYLOAD})
@@ -28,7 +28,9 @@ def test_a_consumer_never_sees_a_message_half_written(tmp_path):
     (tmp_path / "queue").mkdir()
     received = []
     # Poll as fast as possible: the race is between a file appearing and its contents.
-    with Connection("filesystem://", transport_options=options | {"polling_interval": 0}) as conn:
+    with Connection(
+        transport=Transport, transport_options=options | {"polling_interval": 0}
+    ) as conn:
         queue = conn.SimpleQueue("wakeups")  # declared before the producers start
         producers = [
             multiprocessing.get_context("fork").Process(target=_produce, args=(options, p))

@@ -1,6 +1,7 @@
-"""The engine's database work: set-based statements, the same on SQLite and PostgreSQL
-except for row locking, which only PostgreSQL has (SQLite serialises writers instead), and
-for how a batch of outcomes is read from its JSON."""
+"""The engine's SQL: set-based statements, the same on SQLite and PostgreSQL except for row
+locking, which only PostgreSQL has (SQLite serialises writers instead), and for how a batch of
+outcomes is read from its JSON. Policy (what to claim, when to retry, what a tick does) lives
+elsewhere: `dispatcher`, `policy`, `tick`."""
 
 import json
 from collections import Counter
@@ -10,12 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
 
 from notifier.clients.models import Client
-from notifier.mailings.models import Mailing, Message
-from notifier.mailings.selectors import message_counts_compact
-from notifier.mailings.services import messages_transition
+from notifier.mailings.models import MAY_SEND_SQL, Mailing, Message
 from notifier.sending.policy import Settlement
 
 MESSAGE = Message._meta.db_table
@@ -43,8 +41,8 @@ def mailing_fan_out(*, mailing_id: int, now: datetime) -> int | None:
     with transaction.atomic():
         mailing = (
             Mailing.objects.select_for_update()
-            .filter(id=mailing_id, cancelled_at=None, fanned_out_at=None)
-            .filter(start_at__lte=now, end_at__gt=now)
+            .may_send(now)
+            .filter(id=mailing_id, fanned_out_at=None)
             .first()
         )
         if mailing is None:
@@ -90,15 +88,10 @@ class Claim:
 
 
 def live_mailing_ids(*, now: datetime) -> list[int]:
-    """Mailings whose messages may be sent now, earliest end first."""
+    """Mailings whose messages may be sent now and which have some left, earliest end first."""
     return list(
-        Mailing.objects.filter(
-            cancelled_at=None,
-            finished_at=None,
-            fanned_out_at__isnull=False,
-            start_at__lte=now,
-            end_at__gt=now,
-        )
+        Mailing.objects.may_send(now)
+        .filter(finished_at=None, fanned_out_at__isnull=False)
         .order_by("end_at", "id")
         .values_list("id", flat=True)
     )
@@ -114,30 +107,31 @@ def messages_claim(*, mailing_id: int, limit: int, now: datetime, lease: float) 
     and every claim sees the text and end time as they are at that moment."""
     lock_mailing = " FOR SHARE" if _postgres() else ""
     skip_locked = " FOR UPDATE SKIP LOCKED" if _postgres() else ""
+    params = {"mailing_id": mailing_id, "now": _dt(now)}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, text, end_at FROM {MAILING} WHERE id = %s AND cancelled_at IS NULL"  # noqa: S608
-            f" AND start_at <= %s AND end_at > %s{lock_mailing}",
-            [mailing_id, _dt(now), _dt(now)],
+            f"SELECT id, text, end_at FROM {MAILING} WHERE id = %(mailing_id)s"  # noqa: S608
+            f" AND {MAY_SEND_SQL.format(m=MAILING)}{lock_mailing}",
+            params,
         )
         row = cursor.fetchone()
         if row is None:
             return []
         mailing = LiveMailing(row[0], row[1], _as_datetime(row[2]))
         cursor.execute(
-            f"UPDATE {MESSAGE} SET status = %s, lease_until = %s, attempts = attempts + 1"  # noqa: S608
-            f" WHERE id IN (SELECT id FROM {MESSAGE} WHERE mailing_id = %s AND status = %s"
-            " AND next_attempt_at <= %s AND client_id IS NOT NULL"
-            f" ORDER BY next_attempt_at LIMIT %s{skip_locked})"
+            f"UPDATE {MESSAGE} SET status = %(sending)s, lease_until = %(lease_until)s,"  # noqa: S608
+            " attempts = attempts + 1"
+            f" WHERE id IN (SELECT id FROM {MESSAGE} WHERE mailing_id = %(mailing_id)s"
+            " AND status = %(pending)s AND next_attempt_at <= %(now)s AND client_id IS NOT NULL"
+            f" ORDER BY next_attempt_at LIMIT %(limit)s{skip_locked})"
             " RETURNING id, phone, attempts, client_id",
-            [
-                SENDING,
-                _dt(now + timedelta(seconds=lease)),
-                mailing_id,
-                PENDING,
-                _dt(now),
-                limit,
-            ],
+            {
+                **params,
+                "sending": SENDING,
+                "pending": PENDING,
+                "lease_until": _dt(now + timedelta(seconds=lease)),
+                "limit": limit,
+            },
         )
         return [
             Claim(id_, phone, attempts, mailing, client_id)
@@ -218,102 +212,23 @@ def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
         return Counter(status for (status,) in cursor.fetchall())
 
 
-# -- the tick --------------------------------------------------------------------------------
+# -- counts ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TickReport:
-    to_start: list[int]
-    starting_soon: list[tuple[int, datetime]]
-    reclaimed: int
-    expired: int
-    cancelled: int
-    finished: list[int]
-    due: bool
-    expired_by_mailing: Counter[int]
-
-
-def engine_tick(*, now: datetime, horizon: float) -> TickReport:
-    """The periodic sweep that makes broker messages mere wake-ups: everything the engine
-    must do is found here from the database alone. Idempotent and safe to run concurrently."""
-    unfinished = Mailing.objects.filter(finished_at=None)
-    to_start = list(
-        unfinished.filter(cancelled_at=None, fanned_out_at=None, start_at__lte=now, end_at__gt=now)
-        .order_by("start_at")
-        .values_list("id", flat=True)
-    )
-    starting_soon = list(
-        unfinished.filter(
-            cancelled_at=None,
-            fanned_out_at=None,
-            start_at__gt=now,
-            start_at__lte=now + timedelta(seconds=horizon),
-        ).values_list("id", "start_at")
-    )
-
-    # Claims whose worker died: back in the queue, or over if their mailing is.
-    reclaimed = messages_transition(
-        Message.objects.filter(
-            status=SENDING,
-            lease_until__lt=now,
-            mailing__cancelled_at=None,
-            mailing__end_at__gt=now,
-            client__isnull=False,
-        ),
-        to=PENDING,
-        reason="lease expired: the worker sending it stopped",
-        lease_until=None,
-        next_attempt_at=now,
-        last_error="lease expired: the worker sending it stopped",
-    )
-    # Not sent by the end, or stopped: final. A live claim is left to its worker.
-    over = Q(status=PENDING) | Q(status=SENDING, lease_until__lt=now)
-    ended = unfinished.filter(cancelled_at=None, end_at__lte=now).values("id")
-    expired = messages_transition(
-        Message.objects.filter(over, mailing__in=ended),
-        to=Message.Status.EXPIRED,
-        reason="the mailing ended",
-        lease_until=None,
-    )
-    cancelled = messages_transition(
-        Message.objects.filter(over, mailing__in=unfinished.filter(cancelled_at__isnull=False)),
-        to=Message.Status.CANCELLED,
-        reason="the mailing was cancelled",
-        lease_until=None,
-    )
-    cancelled.update(
-        messages_transition(
-            Message.objects.filter(over, client__isnull=True, mailing__in=unfinished.values("id")),
-            to=Message.Status.CANCELLED,
-            reason="the client was deleted",
-            lease_until=None,
+def message_counts_compact() -> int:
+    """Fold the delta rows the count triggers appended into the base rows (PostgreSQL; SQLite
+    keeps base rows only). Concurrent runs are safe. Returns the rows folded."""
+    if not _postgres():
+        return 0
+    with connection.cursor() as cursor:
+        # Base rows are locked in key order: two compactions cannot deadlock.
+        cursor.execute(
+            "WITH moved AS (DELETE FROM mailings_messagecount WHERE NOT base"
+            " RETURNING mailing_id, status, number)"
+            " INSERT INTO mailings_messagecount (mailing_id, status, number, base)"
+            " SELECT mailing_id, status, sum(number), true FROM moved"
+            " GROUP BY mailing_id, status ORDER BY mailing_id, status"
+            " ON CONFLICT (mailing_id, status) WHERE base"
+            " DO UPDATE SET number = mailings_messagecount.number + EXCLUDED.number"
         )
-    )
-
-    active = Message.objects.filter(mailing=OuterRef("pk"), status__in=Message.ACTIVE_STATUSES)
-    done = unfinished.filter(
-        # Over or stopped with nothing left in flight, or sent through to the last message.
-        ~Exists(active)
-        & (Q(fanned_out_at__isnull=False) | Q(end_at__lte=now) | Q(cancelled_at__isnull=False))
-    )
-    finished = list(done.values_list("id", flat=True))
-    if finished:
-        Mailing.objects.filter(id__in=finished, finished_at=None).update(finished_at=now)
-
-    message_counts_compact()
-    due = Message.objects.filter(
-        status=PENDING,
-        next_attempt_at__lte=now,
-        client__isnull=False,
-        mailing__in=live_mailing_ids(now=now),
-    ).exists()
-    return TickReport(
-        to_start,
-        starting_soon,
-        reclaimed.total(),
-        expired.total(),
-        cancelled.total(),
-        finished,
-        due,
-        expired,
-    )
+        return cursor.rowcount

@@ -1,5 +1,5 @@
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
+"""The endpoint that issues API tokens."""
+
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
@@ -24,10 +24,3 @@ class ObtainTokenView(APIView):
         serializer.is_valid(raise_exception=True)
         token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
         return Response({"token": token.key})
-
-
-@csrf_exempt  # any method: a POST to no route is a 404 too, not a CSRF failure
-def api_not_found(request: HttpRequest) -> HttpResponse:
-    from notifier.core.errors import not_found
-
-    return not_found(request, Exception("no such API route"))

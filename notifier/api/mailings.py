@@ -7,11 +7,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from notifier.api.fields import AwareDateTimeField, StrictCharField
+from notifier.api.filters import MailingListFilter, MessageListFilter
+from notifier.api.lookups import ObjectById
 from notifier.clients.models import TAG_MAX_LENGTH, operator_code_validator
 from notifier.core import logging
-from notifier.core.api import ID_PATTERN, LogsObjectId
-from notifier.core.fields import AwareDateTimeField, StrictCharField
-from notifier.mailings.filters import MailingFilter, MessageFilter
 from notifier.mailings.models import MAILING_TEXT_MAX_LENGTH, Mailing, Message
 from notifier.mailings.selectors import (
     MessageCounts,
@@ -19,7 +19,7 @@ from notifier.mailings.selectors import (
     message_counts_total,
     message_list,
 )
-from notifier.mailings.services import (
+from notifier.sending.services import (
     mailing_cancel,
     mailing_create,
     mailing_delete,
@@ -29,7 +29,7 @@ from notifier.mailings.services import (
 FILTER_MAX_ITEMS = 1000
 
 
-class ClientFilterSerializer(serializers.Serializer):
+class AudienceSerializer(serializers.Serializer):
     operator_codes = serializers.ListField(
         child=StrictCharField(max_length=3, validators=[operator_code_validator]),
         max_length=FILTER_MAX_ITEMS,
@@ -48,7 +48,7 @@ class MailingInputSerializer(serializers.Serializer):
     start_at = AwareDateTimeField()
     end_at = AwareDateTimeField(help_text="Nothing is delivered at or after this time.")
     text = StrictCharField(max_length=MAILING_TEXT_MAX_LENGTH)
-    filter = ClientFilterSerializer(required=False)
+    filter = AudienceSerializer(required=False)
 
     def to_service_kwargs(self) -> dict[str, Any]:
         """Validated data in the services' terms: the filter object is replaced as a whole."""
@@ -68,7 +68,7 @@ class MailingSerializer(serializers.ModelSerializer[Mailing]):
         model = Mailing
         fields = ["id", "start_at", "end_at", "text", "filter", "status", "created_at"]
 
-    @extend_schema_field(ClientFilterSerializer)
+    @extend_schema_field(AudienceSerializer)
     def get_filter(self, mailing: Mailing) -> dict[str, list[str]]:
         return {"operator_codes": mailing.operator_codes, "tags": mailing.tags}
 
@@ -139,14 +139,13 @@ def _stats(mailing: Mailing, counts: MessageCounts) -> dict[str, Any]:
     }
 
 
-class MailingViewSet(LogsObjectId, viewsets.ModelViewSet):
+class MailingViewSet(ObjectById, viewsets.ModelViewSet):
     """Mailings: create, inspect, change, cancel, delete; their delivery statistics."""
 
     queryset = Mailing.objects.all()
     serializer_class = MailingSerializer
     log_id_name = "mailing_id"
-    filterset_class = MailingFilter
-    lookup_value_regex = ID_PATTERN
+    filterset_class = MailingListFilter
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         if self.action in ("create", "update", "partial_update"):
@@ -165,11 +164,9 @@ class MailingViewSet(LogsObjectId, viewsets.ModelViewSet):
         partial = kwargs.pop("partial", False)
         serializer = MailingInputSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        data = serializer.to_service_kwargs()
-        if not partial:
-            data.setdefault("operator_codes", [])
-            data.setdefault("tags", [])
-        mailing = mailing_update(mailing=self.get_object(), data=data)
+        mailing = mailing_update(
+            mailing=self.get_object(), data=serializer.to_service_kwargs(), replace=not partial
+        )
         return Response(MailingSerializer(mailing).data)
 
     @extend_schema(request=MailingInputSerializer, responses={200: MailingSerializer})
@@ -225,7 +222,7 @@ class MailingMessageListView(generics.ListAPIView):
     """A mailing's messages, optionally only those with a given status."""
 
     serializer_class = MessageSerializer
-    filterset_class = MessageFilter
+    filterset_class = MessageListFilter
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

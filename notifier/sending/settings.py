@@ -4,7 +4,7 @@ from django.conf import settings
 
 
 @dataclass(frozen=True)
-class SendingConfig:
+class EngineSettings:
     """The engine's knobs, from the environment (see `.env.example`)."""
 
     probe_url: str
@@ -25,5 +25,5 @@ class SendingConfig:
         return self.start_window + self.request_timeout + self.lease_margin
 
     @classmethod
-    def load(cls) -> "SendingConfig":
+    def load(cls) -> "EngineSettings":
         return cls(**{name.lower(): value for name, value in settings.SENDING.items()})
