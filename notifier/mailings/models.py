@@ -1,14 +1,20 @@
 from datetime import datetime
 
 from django.db import models
-from django.db.models.functions import Length, Now
-from django.db.models.lookups import GreaterThan, LessThanOrEqual
+from django.db.models.functions import Cast, Length, Now
+from django.db.models.lookups import GreaterThan, LessThanOrEqual, Regex
 from django.utils import timezone
 
 from notifier.clients.models import Client
 
 MAILING_TEXT_MAX_LENGTH = 1000
 LAST_ERROR_MAX_LENGTH = 500
+# The filter's two lists, as the database holds them: JSON text whose elements are separated
+# by ", " (Python's json.dumps and PostgreSQL's jsonb output alike). Anything else (a bare
+# string, a number, an object) would make fan-out match the wrong clients, so it is refused.
+_JSON_STRING = r'"([^"\\]|\\.)*"'
+OPERATOR_CODES_JSON = r'^\[("[0-9]{3}"(, ?"[0-9]{3}")*)?\]$'
+TAGS_JSON = rf"^\[({_JSON_STRING}(, ?{_JSON_STRING})*)?\]$"
 
 
 # The one rule for when a mailing may send: not cancelled, and its window open. Raw statements
@@ -69,6 +75,14 @@ class Mailing(models.Model):
                 condition=GreaterThan(Length("text"), 0)
                 & LessThanOrEqual(Length("text"), MAILING_TEXT_MAX_LENGTH),
                 name="mailing_text_length",
+            ),
+            models.CheckConstraint(
+                condition=Regex(Cast("operator_codes", models.TextField()), OPERATOR_CODES_JSON),
+                name="mailing_operator_codes_list",
+            ),
+            models.CheckConstraint(
+                condition=Regex(Cast("tags", models.TextField()), TAGS_JSON),
+                name="mailing_tags_list",
             ),
         ]
         indexes = [models.Index(fields=["start_at"], name="mailing_start_idx")]
