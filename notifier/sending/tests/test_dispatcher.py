@@ -161,6 +161,7 @@ def test_unauthorized_pauses_sending_and_resumes_without_failing_anything(probe)
     # after a pause (0.3 s, then 0.6 s), until the credentials work again at 0.8 s.
     assert in_flight <= len(refused) <= in_flight + 2
     waits = [later - earlier for earlier, later in itertools.pairwise(refused[in_flight - 1 :])]
+    assert waits, "no probe followed the first refusal"
     assert all(wait >= 0.25 for wait in waits)
     assert probe.report()["delivered"] == count
     assert sum(m.attempts for m in rows) == count + len(refused)
