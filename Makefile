@@ -15,9 +15,9 @@ run: $(VENV)/.installed migrate
 
 test: lint typecheck test-sqlite test-postgres
 
-# The unit tests alone (no worker, beat, Redis or simulator processes), on SQLite: seconds.
+# The unit tests alone (no worker, beat, Redis or simulator process, no fuzzing), on SQLite.
 test-fast: $(VENV)/.installed
-	DATABASE_URL= python -m pytest -m "not integration" -q
+	DATABASE_URL= python -m pytest -m "not integration and not slow" -q
 
 lint: $(VENV)/.installed
 	ruff check .
