@@ -192,9 +192,11 @@ SENDING = {
     "BACKOFF_MAX": env.float("SENDING_BACKOFF_MAX", default=60.0),
     "START_WINDOW": env.float("SENDING_START_WINDOW", default=0.5),
     "END_MARGIN": env.float("SENDING_END_MARGIN", default=0.1),
+    "MIN_TIMEOUT": env.float("SENDING_MIN_TIMEOUT", default=1.0),
     "LEASE_MARGIN": env.float("SENDING_LEASE_MARGIN", default=10.0),
     "AUTH_PAUSE": env.float("SENDING_AUTH_PAUSE", default=2.0),
     "DISPATCH_BUDGET": env.float("SENDING_DISPATCH_BUDGET", default=30.0),
+    "SHUTDOWN_TIMEOUT": env.float("SENDING_SHUTDOWN_TIMEOUT", default=8.0),
 }
 
 # Embedded default: a broker made of files under var/, so that web, worker and beat are

@@ -6,6 +6,7 @@ from django.db.models.lookups import GreaterThan, LessThanOrEqual, Regex
 from django.utils import timezone
 
 from notifier.clients.models import Client
+from notifier.mailings.windows import SendWindow
 
 MAILING_TEXT_MAX_LENGTH = 1000
 LAST_ERROR_MAX_LENGTH = 500
@@ -56,6 +57,9 @@ class Mailing(models.Model):
     # The client filter: empty list = no restriction on that attribute.
     operator_codes = models.JSONField(default=list, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    # The send window, in each client's local time; both empty: any time of day.
+    send_window_start = models.TimeField(null=True, blank=True)
+    send_window_end = models.TimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Set by the engine: messages created / nothing left to send / stopped by an operator.
@@ -84,11 +88,25 @@ class Mailing(models.Model):
                 condition=Regex(Cast("tags", models.TextField()), TAGS_JSON),
                 name="mailing_tags_list",
             ),
+            models.CheckConstraint(
+                condition=models.Q(send_window_start__isnull=True, send_window_end__isnull=True)
+                | (
+                    models.Q(send_window_start__isnull=False, send_window_end__isnull=False)
+                    & ~models.Q(send_window_start=models.F("send_window_end"))
+                ),
+                name="mailing_send_window",
+            ),
         ]
         indexes = [models.Index(fields=["start_at"], name="mailing_start_idx")]
 
     def __str__(self) -> str:
         return f"Mailing {self.id}"
+
+    @property
+    def send_window(self) -> SendWindow | None:
+        if self.send_window_start is None or self.send_window_end is None:
+            return None
+        return SendWindow(self.send_window_start, self.send_window_end)
 
     def may_send(self, now: datetime) -> bool:
         """Whether the mailing's messages may be sent at `now` (the rule, in Python)."""

@@ -8,7 +8,21 @@ from django.utils import timezone
 from notifier.core.errors import DomainError
 from notifier.mailings.models import Mailing
 
-FROZEN_ONCE_STARTED = ("start_at", "operator_codes", "tags")
+FROZEN_ONCE_STARTED = (
+    "start_at",
+    "operator_codes",
+    "tags",
+    "send_window_start",
+    "send_window_end",
+)
+
+
+# How the API names the frozen fields that are not its own.
+FIELD_NAMES = {
+    "start_at": "start_at",
+    "send_window_start": "send_window",
+    "send_window_end": "send_window",
+}
 
 
 def mailing_check_new(*, start_at: datetime, end_at: datetime) -> None:
@@ -32,9 +46,9 @@ def mailing_check_change(*, mailing: Mailing, data: dict[str, Any]) -> set[str]:
         for key in FROZEN_ONCE_STARTED:
             if key in changed:
                 raise DomainError(
-                    "The mailing has started: its start time and filter can no longer "
-                    "change (its text and end time can).",
-                    field="start_at" if key == "start_at" else f"filter.{key}",
+                    "The mailing has started: its start time, filter and send window can no"
+                    " longer change (its text and end time can).",
+                    field=FIELD_NAMES.get(key, f"filter.{key}"),
                 )
     return changed
 

@@ -143,6 +143,40 @@ class Redis:
             return False
 
 
+class PostgresServer:
+    """The throwaway cluster of `scripts/with-postgres`, which the tests may stop and start
+    again (with the options it was started with)."""
+
+    def __init__(self) -> None:
+        self.data = os.environ["PG_CLUSTER_DIR"]
+        self.pg_ctl = str(Path(os.environ["PG_CLUSTER_BIN"]) / "pg_ctl")
+        self.run_as = os.environ.get("PG_CLUSTER_RUN_AS", "").split()
+
+    @classmethod
+    def available(cls) -> bool:
+        return connection.vendor == "postgresql" and "PG_CLUSTER_DIR" in os.environ
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.run_as, self.pg_ctl, "-D", self.data, "-w", *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        # `restart` starts a stopped server too, with the options of its first start.
+        self._ctl("-l", str(Path(self.data).parent / "server.log"), "restart")
+        connection.close()  # this process's connection died with the server
+
+    def restart(self) -> None:
+        self._ctl("-m", "fast", "-l", str(Path(self.data).parent / "server.log"), "restart")
+        connection.close()
+
+
 class Stack:
     """Worker and beat processes wired to the test database, a broker and the simulator."""
 

@@ -37,7 +37,16 @@ def test_create_returns_the_representation(api):
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "start_at", "end_at", "text", "filter", "status", "created_at"}
+    assert set(body) == {
+        "id",
+        "start_at",
+        "end_at",
+        "text",
+        "filter",
+        "send_window",
+        "status",
+        "created_at",
+    }
     assert body["filter"] == {"operator_codes": ["916", "926"], "tags": ["vip"]}
     assert body["status"] == "scheduled"
     mailing = Mailing.objects.get(id=body["id"])

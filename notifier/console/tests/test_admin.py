@@ -137,6 +137,8 @@ def mailing_form(**fields: str) -> dict[str, str]:
         "text": "Hello",
         "operator_codes": "",
         "tags": "",
+        "send_window_start": "",
+        "send_window_end": "",
         **fields,
     }
 
@@ -193,3 +195,24 @@ def test_deleting_a_client_in_the_console_cancels_its_unsent_messages(admin_web)
     assert response.status_code == 302
     message.refresh_from_db()
     assert (message.status, message.client_id) == ("cancelled", None)
+
+
+def test_the_console_sets_a_send_window_with_two_times(admin_web):
+    response = admin_web.post(
+        "/admin/mailings/mailing/add/",
+        mailing_form(send_window_start="22:00", send_window_end="06:00"),
+    )
+
+    assert response.status_code == 302
+    window = Mailing.objects.get().send_window
+    assert window is not None
+    assert (str(window.start), str(window.end)) == ("22:00:00", "06:00:00")
+
+
+def test_the_console_refuses_half_a_send_window(admin_web):
+    response = admin_web.post(
+        "/admin/mailings/mailing/add/", mailing_form(send_window_start="09:00")
+    )
+
+    assert b"both times of the send window" in response.content
+    assert not Mailing.objects.exists()
