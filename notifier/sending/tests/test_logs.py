@@ -2,8 +2,6 @@
 line about one carries its id, in the web process and the workers alike, and no line ever
 carries a secret."""
 
-import json
-import logging
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -12,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from notifier.core import logging as notifier_logging
 from notifier.mailings.models import Mailing, Message
+from notifier.testing.logs import Lines, events, json_lines
 from notifier.testing.stack import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -21,40 +19,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 PASSWORD = "a-Password-never-logged-42"
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture
 def web_logs(settings) -> Iterator[Lines]:
     """This process's log lines (the web side: API requests, services), as JSON."""
-    handler = Lines()
-    handler.setFormatter(
-        notifier_logging.formatter(fmt="json", secrets=[settings.PROBE_TOKEN, settings.SECRET_KEY])
-    )
-    root = logging.getLogger()
-    root.addHandler(handler)
-    level, root.level = root.level, logging.INFO
-    yield handler
-    root.removeHandler(handler)
-    root.level = level
-
-
-def events(lines: list[str]) -> list[dict]:
-    parsed = []
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue  # Celery's start-up banner is not a log event
-        if isinstance(event, dict):
-            parsed.append(event)
-    return parsed
+    with json_lines(secrets=[settings.PROBE_TOKEN, settings.SECRET_KEY]) as handler:
+        yield handler
 
 
 def about(found: list[dict], **ids: int) -> list[dict]:
