@@ -60,8 +60,9 @@ test-postgres: $(VENV)/.installed
 # Benchmarks, not tests: real PostgreSQL, Redis, a worker and the simulator. SIZE=small for
 # minutes. The report and plots go to var/bench/; bench-report regenerates the committed ones
 # (docs/benchmarks.md), at full size only.
+SIZE ?= full
 bench: $(VENV)/.installed
-	REQUIRE_POSTGRES=1 scripts/with-postgres python -m bench --size $${SIZE:-full}
+	REQUIRE_POSTGRES=1 scripts/with-postgres python -m bench --size $(SIZE)
 
 bench-report: $(VENV)/.installed
 	REQUIRE_POSTGRES=1 scripts/with-postgres python -m bench --size full --out docs
