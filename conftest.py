@@ -76,7 +76,8 @@ def stack(transactional_db, tmp_path: Path, probe: ProbeProcess, redis: Redis | 
         options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     else:
         # Where the workers' settings put it, under their VAR_DIR (the Stack's workdir).
-        broker_url, options = "filesystem://", file_broker_options(tmp_path / "broker")
+        broker_url = settings.FILE_BROKER_URL
+        options = file_broker_options(tmp_path / "broker")
     point_publisher_at(broker_url, options)
     system = Stack(
         workdir=tmp_path, broker_url=broker_url, probe_url=probe.url, probe_token=probe.token or ""
@@ -93,6 +94,6 @@ def file_broker(tmp_path: Path) -> Iterator[Path]:
     from django.conf import settings
 
     options = file_broker_options(tmp_path / "broker")
-    point_publisher_at("filesystem://", options)
+    point_publisher_at(settings.FILE_BROKER_URL, options)
     yield Path(options["data_folder_out"])
     point_publisher_at(settings.CELERY_BROKER_URL, settings.CELERY_BROKER_TRANSPORT_OPTIONS)
