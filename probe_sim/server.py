@@ -248,6 +248,7 @@ class Simulator:
         if self.control_port is None:
             self.control_port = config.port + 1 if config.port else 0
         self._serving = 0  # requests between arrival and answer, for `capacity`
+        self._generation = 0  # bumped by a reset: requests from before it no longer count
         self._bucket = (0.0, 0.0)  # (tokens, monotonic time of the last refill), for `rate_cap`
         self.outage_until = 0.0  # wall clock, for reporting
         self._outage_end = 0.0  # monotonic, for scheduling
@@ -370,11 +371,13 @@ class Simulator:
         if faults.hang:
             delay += faults.hang_seconds
         if delay > 0:
+            generation = self._generation
             self._serving += 1
             try:
                 await asyncio.sleep(delay)
             finally:
-                self._serving -= 1
+                if generation == self._generation:
+                    self._serving -= 1
         if response is None:
             if request.transport is not None:
                 request.transport.abort()
@@ -483,6 +486,8 @@ class Simulator:
         self.faults = self.config.faults
         self.rng.seed(self.config.seed)
         self._bucket = (0.0, 0.0)
+        self._generation += 1  # a request still hanging from before holds no capacity
+        self._serving = 0
         await self._end_outage_now()
         return web.json_response(self.faults.to_json())
 
