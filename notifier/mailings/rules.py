@@ -8,7 +8,13 @@ from django.utils import timezone
 from notifier.core.errors import DomainError
 from notifier.mailings.models import Mailing
 
-FROZEN_ONCE_STARTED = ("start_at", "operator_codes", "tags")
+# Once a mailing has started, what it sends is a matter of record: its text, audience and
+# start stay as the messages went out with them. Only its end can move (to stop it earlier,
+# or to reopen a finished one's window for a retry). Any field not listed here is frozen,
+# including those added later (a send window).
+CHANGEABLE_ONCE_STARTED = frozenset({"end_at"})
+# The names the callers know these fields by (the API's filter object).
+FIELD_NAMES = {"operator_codes": "filter.operator_codes", "tags": "filter.tags"}
 
 
 def mailing_check_new(*, start_at: datetime, end_at: datetime) -> None:
@@ -24,19 +30,27 @@ def mailing_check_window(*, start_at: datetime, end_at: datetime) -> None:
 
 
 def mailing_check_change(*, mailing: Mailing, data: dict[str, Any]) -> set[str]:
-    """The fields that `data` would really change; refuses changes the mailing's state forbids."""
-    if mailing.cancelled_at is not None:
-        raise DomainError("A cancelled mailing cannot be changed.")
+    """The fields that `data` would really change; refuses changes the mailing's state
+    forbids: none once cancelled, only `end_at` once started (finished included)."""
     changed = {key for key, value in data.items() if getattr(mailing, key) != value}
-    if mailing.has_started():
-        for key in FROZEN_ONCE_STARTED:
-            if key in changed:
-                raise DomainError(
-                    "The mailing has started: its start time and filter can no longer "
-                    "change (its text and end time can).",
-                    field="start_at" if key == "start_at" else f"filter.{key}",
-                )
+    if mailing.cancelled_at is not None:
+        raise DomainError(
+            "The mailing was cancelled: it can no longer be changed.",
+            fields=_names(changed),
+        )
+    frozen = changed - CHANGEABLE_ONCE_STARTED
+    if frozen and mailing.has_started():
+        state = "finished" if mailing.status == Mailing.Status.FINISHED else "started"
+        raise DomainError(
+            f"The mailing has {state}: its start, text and filter stay as its messages were "
+            "sent with them; only its end time (end_at) can change.",
+            fields=_names(frozen),
+        )
     return changed
+
+
+def _names(fields: set[str]) -> list[str]:
+    return sorted(FIELD_NAMES.get(field, field) for field in fields)
 
 
 def normalise_set(values: list[str] | None) -> list[str]:
