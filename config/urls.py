@@ -9,5 +9,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+# Every error in the one JSON shape, except on the admin's own pages.
+handler400 = "notifier.core.errors.bad_request"
+handler403 = "notifier.core.errors.permission_denied"
 handler404 = "notifier.core.errors.not_found"
 handler500 = "notifier.core.errors.server_error"
