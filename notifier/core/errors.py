@@ -9,9 +9,16 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+)
 from django.urls import Resolver404, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 # The name of the route that catches every unknown URL under a prefix (e.g. /api/): a path
 # that resolves only to it does not exist.
@@ -76,6 +83,16 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not request.path.endswith("/") and _exists(request.path + "/"):
         message = f"Not found. Did you mean {request.path}/ (with a trailing slash)?"
     return error_response(404, "not_found", message)
+
+
+@csrf_exempt  # any method: a POST to no route is a 404 too, not a CSRF failure
+def unknown_path(request: HttpRequest) -> HttpResponse:
+    """The last route: a JSON 404 for a path nothing else matched, in debug mode too (where
+    Django would show its debug page instead of `not_found`). What Django's APPEND_SLASH
+    does still happens: a GET for `/docs` is sent to `/docs/`."""
+    if request.method in ("GET", "HEAD") and _exists(request.path + "/"):
+        return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    return not_found(request, Http404())
 
 
 def _exists(path: str) -> bool:

@@ -130,3 +130,20 @@ def test_the_admin_keeps_its_own_pages(client):
 
     assert page.status_code == 200
     assert page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_unknown_paths_are_json_in_debug_mode_too(client, settings, debug):
+    """`make run` runs in debug mode, where Django would show its own debug page."""
+    settings.DEBUG = debug
+
+    assert_error(client.get("/nothing"), 404, "not_found")
+    assert_error(client.get("/api/nothing"), 404, "not_found")
+
+
+@pytest.mark.parametrize(("path", "to"), [("/docs", "/docs/"), ("/admin", "/admin/")])
+def test_pages_that_exist_with_a_slash_are_redirected_to_it(client, path, to):
+    response = client.get(path)
+
+    assert response.status_code == 301
+    assert response["Location"] == to
