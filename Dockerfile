@@ -24,12 +24,15 @@ RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only PROMETHEUS_MULTIPROC_DIR='' \
 # -- runtime ---------------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm AS runtime
 
+# A container's loopback is its own: the web listens on every interface (bin/web's default is
+# loopback), and the port is published by whoever runs it.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DJANGO_DEBUG=0 \
     VAR_DIR=/app/var \
     PROMETHEUS_MULTIPROC_DIR=/app/var/metrics \
+    BIND_HOST=0.0.0.0 \
     PORT=8000
 
 RUN groupadd --system --gid 10001 app \

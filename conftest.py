@@ -7,11 +7,20 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from notifier.testing.stack import Redis, Stack
+from notifier.testing.stack import Redis, Stack, file_broker_options, point_publisher_at
 from probe_sim.testing import ProbeProcess
 
 # Distinctive, so that a test can tell whether it ever leaked into a log or an error.
 PROBE_TOKEN = "probe-test-token-5d21c0"
+# A test that uses one of these runs real processes: it is an integration test, whether or
+# not its module says so (`make test-fast` leaves them out).
+PROCESS_FIXTURES = frozenset({"probe_process", "stack", "redis"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture
@@ -46,16 +55,6 @@ def probe(probe_process: ProbeProcess) -> ProbeProcess:
     return probe_process
 
 
-def _reconnect_publisher(broker_url: str, transport_options: dict) -> None:
-    """Point this test process's Celery publisher (the API's wake-ups) at the test broker."""
-    from config.celery import app
-
-    app.conf.update(broker_url=broker_url, broker_transport_options=transport_options)
-    # Drop the pools bound to the old broker; Celery makes new ones on the next publish.
-    app._pool = None  # type: ignore[attr-defined]
-    app.amqp._producer_pool = None  # type: ignore[attr-defined]
-
-
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[Redis | None]:
     """Redis on PostgreSQL runs (the production pairing); SQLite runs use the file broker."""
@@ -76,25 +75,25 @@ def stack(transactional_db, tmp_path: Path, probe: ProbeProcess, redis: Redis | 
         broker_url = redis.url
         options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     else:
-        broker_url = "filesystem://"
-        options = {
-            **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-            **{
-                key: str(tmp_path / "broker" / folder)
-                for key, folder in [
-                    ("data_folder_in", "queue"),
-                    ("data_folder_out", "queue"),
-                    ("processed_folder", "processed"),
-                    ("control_folder", "control"),
-                ]
-            },
-        }
-        for folder in ("queue", "processed", "control"):
-            (tmp_path / "broker" / folder).mkdir(parents=True, exist_ok=True)
-    _reconnect_publisher(broker_url, options)
+        # Where the workers' settings put it, under their VAR_DIR (the Stack's workdir).
+        broker_url = settings.FILE_BROKER_URL
+        options = file_broker_options(tmp_path / "broker")
+    point_publisher_at(broker_url, options)
     system = Stack(
         workdir=tmp_path, broker_url=broker_url, probe_url=probe.url, probe_token=probe.token or ""
     )
     yield system
     system.stop()
-    _reconnect_publisher(settings.CELERY_BROKER_URL, settings.CELERY_BROKER_TRANSPORT_OPTIONS)
+    point_publisher_at(settings.CELERY_BROKER_URL, settings.CELERY_BROKER_TRANSPORT_OPTIONS)
+
+
+@pytest.fixture
+def file_broker(tmp_path: Path) -> Iterator[Path]:
+    """This process publishes to a file broker of its own; yields its queue folder, where
+    every published task is a file (notifier.testing.stack.published reads them)."""
+    from django.conf import settings
+
+    options = file_broker_options(tmp_path / "broker")
+    point_publisher_at(settings.FILE_BROKER_URL, options)
+    yield Path(options["data_folder_out"])
+    point_publisher_at(settings.CELERY_BROKER_URL, settings.CELERY_BROKER_TRANSPORT_OPTIONS)

@@ -2,7 +2,8 @@
 
 Runs against a real PostgreSQL (started by scripts/with-postgres), Redis, a real worker
 through bin/worker, and the simulator on loopback. Every figure is printed beside its target
-and a ceiling measured in the same run, and the report goes to docs/benchmarks.md.
+and a ceiling measured in the same run, and the report (benchmarks.md and its plots) goes to
+var/bench/, untracked; `--out docs` (`make bench-report`) rewrites the committed one.
 """
 
 import argparse
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench import measure, report
-from bench.results import Figure, Results, Run, verdict
+from bench.results import Figure, Results, Run, ratio_to_ceiling, shown, verdict
 
 if TYPE_CHECKING:
     from notifier.testing.stack import Stack
@@ -59,6 +60,8 @@ IN_FLIGHT = 100
 DISPATCH_WORKERS = min(os.cpu_count() or 1, IN_FLIGHT)
 DISPATCH_IN_FLIGHT = IN_FLIGHT // DISPATCH_WORKERS  # per worker
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "var" / "bench"  # a run's report, unless asked for the committed one
+PROFILE = RESULTS / "worker-profile.txt"  # the raw stacks, never committed
 REDIS_PID = 0  # the benchmark's own redis-server, once started
 
 
@@ -255,13 +258,13 @@ def scenario_dispatch(n: int, results: Results, *, profile: bool = False) -> Non
             results.add(
                 Figure("dispatch", f"{label}: service", service_rate, "msg/s", "", None),
                 Figure("dispatch", f"{label}: ceiling", bare_rate, "msg/s", "", None),
-                Figure(
+                ratio_to_ceiling(
                     "dispatch",
                     f"{label}: ratio",
-                    ratio,
-                    "x",
-                    f">= {target}" if target else "",
-                    ratio >= target if target else None,
+                    ratio=ratio,
+                    service=service_rate,
+                    ceiling=bare_rate,
+                    target=target,
                 ),
             )
 
@@ -291,8 +294,8 @@ def profiling(pid: int, results: Results) -> Iterator[None]:
             # Attaching needs ptrace (root, or kernel.yama.ptrace_scope=0).
             print(f"py-spy recorded nothing: {errors.strip()[-500:]}", file=sys.stderr)
     results.profile = measure.profile_summary(collapsed)
-    (ROOT / "var").mkdir(exist_ok=True)
-    (ROOT / "var" / "bench-profile.txt").write_text(collapsed)  # for a closer look
+    PROFILE.parent.mkdir(parents=True, exist_ok=True)
+    PROFILE.write_text(collapsed)  # for a closer look
 
 
 # -- 6. growth, and 5. memory -----------------------------------------------------------------
@@ -474,23 +477,29 @@ def scenario_start(n: int, results: Results) -> None:
 # -- report ----------------------------------------------------------------------------------
 
 
-def write_report(results: Results) -> None:
+def database() -> str:
     from django.db import connection
 
     (pg_version,) = sql("SHOW server_version")[0]
-    docs = ROOT / "docs"
-    plots = report.plots(results.runs, docs)
+    return f"PostgreSQL {pg_version} ({connection.vendor})"
+
+
+def write_report(results: Results, folder: Path, *, database: str) -> Path:
+    """benchmarks.md and its plots in `folder`; returns the report's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = report.plots(results.runs, folder)
+    performance = os.path.relpath(ROOT / "docs" / "performance.md", folder)
     lines = [
         "# Benchmarks",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench SIZE={results.size}` on"
         f" {os.cpu_count()} cores, {_memory()} memory, Python {platform.python_version()},"
-        f" PostgreSQL {pg_version} ({connection.vendor}), the simulator on loopback;"
+        f" {database}, the simulator on loopback;"
         " everything shares the same cores. Dispatch runs one worker process per core"
         f" ({DISPATCH_WORKERS} x {DISPATCH_IN_FLIGHT} requests in flight; the ceiling"
         f" {IN_FLIGHT}); growth"
         f" gives each worker {IN_FLIGHT}. What the figures mean, and what is next:"
-        " [performance.md](performance.md).",
+        f" [performance.md]({performance}).",
         "",
         *(
             [
@@ -504,19 +513,19 @@ def write_report(results: Results) -> None:
         "| scenario | figure | value | target | |",
         "|---|---|---|---|---|",
         *(
-            f"| {f.scenario} | {f.name} | {f.value:,.2f} {f.unit} | {f.target} | {verdict(f)} |"
+            f"| {f.scenario} | {f.name} | {shown(f)} {f.unit} | {f.target} | {verdict(f)} |"
             for f in results.figures
         ),
         "",
         *report.cpu_table(results.runs),
-        *report.profile_table(results.profile),
+        *report.profile_table(results.profile, raw=os.path.relpath(PROFILE, ROOT)),
         *(f"![{title}]({path.name})" for title, path in plots),
         "",
     ]
-    path = docs / "benchmarks.md"
-    path.parent.mkdir(exist_ok=True)
+    path = folder / "benchmarks.md"
     path.write_text("\n".join(lines))
     print(f"report: {path}")
+    return path
 
 
 def _memory() -> str:
@@ -533,7 +542,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
 }
 
 
-def main() -> None:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], help="default: all")
     parser.add_argument("--size", default="full", choices=list(SIZES))
@@ -541,7 +550,18 @@ def main() -> None:
         "--n", type=int, help="the size of the dispatch, fanout, stats or start run"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the worker at 0 ms")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--out",
+        type=lambda folder: ROOT / folder,
+        default=RESULTS,
+        help="folder of the report and plots, from the repository (default: var/bench; the"
+        " committed report: docs)",
+    )
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = arguments()
     with tempfile.TemporaryDirectory(prefix="notifier-bench-") as workdir:
         setup(Path(workdir))
         results = Results(args.size)
@@ -551,7 +571,7 @@ def main() -> None:
                 scenario_dispatch(size, results, profile=args.profile)
             else:
                 SCENARIOS[name](size, results)
-        write_report(results)
+        write_report(results, args.out, database=database())
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def cpu_table(runs: list[Run]) -> list[str]:
     ]
 
 
-def profile_table(profile: list[tuple[str, float]]) -> list[str]:
+def profile_table(profile: list[tuple[str, float]], *, raw: str) -> list[str]:
     if not profile:
         return []
     return [
@@ -51,7 +51,7 @@ def profile_table(profile: list[tuple[str, float]]) -> list[str]:
         "py-spy samples of the worker process while it sends (`python -m bench --profile`),",
         "taken from whichever thread holds the GIL (`--gil`), so they add up to the Python",
         "work of the process: the functions holding the most samples, inclusive of what they",
-        "call. The raw stacks are left in `var/bench-profile.txt`.",
+        f"call. The raw stacks are left in `{raw}`.",
         "",
         "| function | share of samples |",
         "|---|---|",

@@ -185,8 +185,10 @@ SPECTACULAR_SETTINGS = {
 
 # -- the dispatch engine ----------------------------------------------------------------------
 
-# The external sending API. The default is the local simulator (`probe` in the Procfile).
-PROBE_URL = env.str("PROBE_URL", default="http://127.0.0.1:8001/v1")
+# The external sending API. The default is the local simulator (`probe` in the Procfile), on
+# the port it reads too (`make run` puts it next to the API's PORT).
+PROBE_SIM_PORT = env.int("PROBE_SIM_PORT", default=8001)
+PROBE_URL = env.str("PROBE_URL", default=f"http://127.0.0.1:{PROBE_SIM_PORT}/v1")
 # No default in production: a worker without credentials would only collect 401s.
 PROBE_TOKEN = (
     env.str("PROBE_TOKEN", default="local-simulator-token") if DEBUG else env.str("PROBE_TOKEN")
@@ -201,15 +203,20 @@ SENDING = {
     "BACKOFF_MAX": env.float("SENDING_BACKOFF_MAX", default=60.0),
     "START_WINDOW": env.float("SENDING_START_WINDOW", default=0.5),
     "END_MARGIN": env.float("SENDING_END_MARGIN", default=0.1),
+    "MIN_TIMEOUT": env.float("SENDING_MIN_TIMEOUT", default=1.0),
     "LEASE_MARGIN": env.float("SENDING_LEASE_MARGIN", default=10.0),
     "AUTH_PAUSE": env.float("SENDING_AUTH_PAUSE", default=2.0),
     "DISPATCH_BUDGET": env.float("SENDING_DISPATCH_BUDGET", default=30.0),
+    "SHUTDOWN_TIMEOUT": env.float("SENDING_SHUTDOWN_TIMEOUT", default=8.0),
 }
 
 # Embedded default: a broker made of files under var/, so that web, worker and beat are
 # separate processes with nothing to install. Production: redis://...
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# The host is meaningless to the file transport, but kombu warns at every connection that
+# names none ("No hostname was supplied").
+FILE_BROKER_URL = "filesystem://localhost/"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=FILE_BROKER_URL)
 SENDING_BROADCAST: Exchange | None = None
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -276,10 +283,14 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_D
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # Structured logs (see notifier/core/logging.py): JSON lines in production, readable lines in
-# development. Known secrets are blanked out of every event.
+# development, on stderr; LOG_FILE (`make run`: var/log/notifier.jsonl) also gets every line
+# as JSON, appended by every process. Known secrets are blanked out of every event.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
 LOG_SECRETS = [PROBE_TOKEN, SECRET_KEY, METRICS_TOKEN]
 LOGGING = notifier_logging.logging_config(
-    fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"), secrets=LOG_SECRETS
+    fmt=LOG_FORMAT,
+    level=env.str("LOG_LEVEL", default="INFO"),
+    secrets=LOG_SECRETS,
+    file=env.str("LOG_FILE", default=""),
 )
 notifier_logging.configure(secrets=LOG_SECRETS)

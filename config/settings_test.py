@@ -18,11 +18,16 @@ from config.settings import *  # noqa: F403
 from config.settings import DATABASES, STORAGES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Tests render pages without running collectstatic first.
+# Tests render pages without running collectstatic first: no manifest, and WhiteNoise finds
+# the files in the apps, as in development, instead of listing a STATIC_ROOT that was never
+# collected (and warning "No directory at" for every client). The test runner turns DEBUG
+# off, which would otherwise make WhiteNoise expect collected files.
 STORAGES = {
     **STORAGES,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: the engine's tests run workers in other threads and processes.

@@ -72,6 +72,8 @@ def parse_config(
     add("hang-seconds", float, "30", "how long a hung answer takes")
     add("unauthorized", _bool, "false", "answer 401 to everything (expired credentials)")
     add("reject-ids", _id_list, "", "comma-separated message ids always answered 400")
+    add("capacity", int, "0", "requests served at once, 429 beyond; 0: no limit")
+    add("rate-cap", float, "0", "requests accepted per second, 429 with Retry-After beyond")
     add("outage-seconds", float, "0", "refuse API connections for this long after start-up")
     add("log-level", str, "INFO", "logging level")
     args = parser.parse_args(argv)

@@ -2,6 +2,10 @@
 
 How a request to ``POST /v1/send/{msgId}`` is answered, in order:
 
+0. The provider's limits: with ``capacity`` N, a request arriving while N are being served
+   gets a 429 without ``Retry-After``; with ``rate_cap`` R, one arriving when the second's R
+   requests are used up (a token bucket of R, refilled at R per second) gets a 429 with
+   ``Retry-After: retry_after_seconds``.
 1. One random draw ``r`` in [0, 1) per request picks the "gateway" faults by stacked bands:
    ``drop_rate`` (connection aborted), then ``error_rate`` (500/502/503), then ``rate429``
    (429 with ``Retry-After``). Rates that sum past 1 are cut in that order.
@@ -97,6 +101,8 @@ class Faults:
     hang_seconds: float = 30.0
     unauthorized: bool = False
     reject_ids: frozenset[int] = frozenset()
+    capacity: int = 0  # requests served at once; 0: no limit
+    rate_cap: float = 0.0  # requests accepted per second; 0: no limit
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """Return a copy with ``changes`` applied; ValueError names the first bad one."""
@@ -126,6 +132,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "hang_seconds": _number,
     "unauthorized": _flag,
     "reject_ids": _ids,
+    "capacity": _whole,
+    "rate_cap": _number,
 }
 
 
@@ -239,6 +247,8 @@ class Simulator:
         self.control_port = config.control_port
         if self.control_port is None:
             self.control_port = config.port + 1 if config.port else 0
+        self._serving = 0  # requests between arrival and answer, for `capacity`
+        self._bucket = (0.0, 0.0)  # (tokens, monotonic time of the last refill), for `rate_cap`
         self.outage_until = 0.0  # wall clock, for reporting
         self._outage_end = 0.0  # monotonic, for scheduling
         self._outage_task: asyncio.Task[None] | None = None
@@ -347,6 +357,10 @@ class Simulator:
         msg_id = int(raw_id) if _MSG_ID.fullmatch(raw_id) else NO_ID
         if not INT64_MIN < msg_id <= INT64_MAX:
             msg_id = NO_ID
+        limited = self._over_limits(faults)
+        if limited is not None:
+            self.record.request(arrived, msg_id, 429)
+            return limited  # at once: turning a request away costs the provider nothing
         answer, response = await self._decide(request, faults, msg_id)
         self.record.request(arrived, msg_id, answer)
 
@@ -356,12 +370,31 @@ class Simulator:
         if faults.hang:
             delay += faults.hang_seconds
         if delay > 0:
-            await asyncio.sleep(delay)
+            self._serving += 1
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self._serving -= 1
         if response is None:
             if request.transport is not None:
                 request.transport.abort()
             return web.Response()  # never written: the connection is gone
         return response
+
+    def _over_limits(self, faults: Faults) -> web.Response | None:
+        """A 429 if the request is beyond the provider's concurrency or rate limit."""
+        if faults.capacity and self._serving >= faults.capacity:
+            return web.Response(status=429, text="too many requests at once")
+        if faults.rate_cap:
+            tokens, refilled = self._bucket
+            now = time.monotonic()
+            tokens = min(faults.rate_cap, tokens + (now - refilled) * faults.rate_cap)
+            if tokens < 1:
+                self._bucket = (tokens, now)
+                retry_after = str(faults.retry_after_seconds)
+                return web.Response(status=429, headers={"Retry-After": retry_after})
+            self._bucket = (tokens - 1, now)
+        return None
 
     async def _decide(
         self, request: web.Request, faults: Faults, msg_id: int
@@ -449,6 +482,7 @@ class Simulator:
         self.record.clear()
         self.faults = self.config.faults
         self.rng.seed(self.config.seed)
+        self._bucket = (0.0, 0.0)
         await self._end_outage_now()
         return web.json_response(self.faults.to_json())
 

@@ -20,12 +20,14 @@ UNKNOWN_FIELD = "Unknown field."
 READ_ONLY_FIELD = "Read-only field: the service sets it."
 
 
-def did_you_mean(name: str, known: Mapping[str, str] | Iterable[str]) -> str:
+def did_you_mean(
+    name: str, known: Mapping[str, str] | Iterable[str], *, cutoff: float = 0.7
+) -> str:
     """`" Did you mean 'tags'?"` for the closest known name (a near spelling, or one the name
     starts with: `phone_number`), or `""`. `known` may map the names compared to the ones
     suggested (`{"tags": "filter.tags"}`)."""
     candidates = known if isinstance(known, Mapping) else {k: k for k in known}
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7) or [
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff) or [
         k for k in candidates if len(k) >= 3 and name.startswith(k)
     ]
     return f" Did you mean '{candidates[close[0]]}'?" if close else ""
@@ -37,6 +39,9 @@ class StrictInput:
     errors come together with those of the known fields."""
 
     fields: Any
+    # Names the answer shows but a request cannot set (a serializer for input only does not
+    # have them as fields): refused as read-only rather than unknown.
+    read_only_names: tuple[str, ...] = ()
 
     def to_internal_value(self, data: Any) -> Any:
         unknown = self._unknown_keys(data) if isinstance(data, Mapping) else {}
@@ -54,25 +59,24 @@ class StrictInput:
         errors = {}
         for key in data:
             field = self.fields.get(key)
-            if field is not None and field.read_only:
+            if (field is not None and field.read_only) or key in self.read_only_names:
                 errors[key] = [READ_ONLY_FIELD]
             elif field is None:
-                errors[key] = [UNKNOWN_FIELD + did_you_mean(str(key), self._suggestions())]
+                errors[key] = [UNKNOWN_FIELD + self._suggestion(str(key))]
         return errors
 
-    def _suggestions(self) -> dict[str, str]:
-        """Writable names, and those of nested objects under their path: a `tags` given at
-        the top of a mailing is the filter's."""
-        names: dict[str, str] = {}
-        for name, field in self.fields.items():
-            if isinstance(field, serializers.Serializer):
-                for child, child_field in field.fields.items():
-                    if not child_field.read_only:
-                        names.setdefault(child, f"{name}.{child}")
-        for name, field in self.fields.items():
-            if not field.read_only:
-                names[name] = name
-        return names
+    def _suggestion(self, key: str) -> str:
+        """The closest writable name; or one of a nested object, under its path and only if
+        very close: a `tags` given at the top of a mailing is the filter's."""
+        own = [name for name, field in self.fields.items() if not field.read_only]
+        nested = {
+            child: f"{name}.{child}"
+            for name, field in self.fields.items()
+            if isinstance(field, serializers.Serializer)
+            for child, child_field in field.fields.items()
+            if not child_field.read_only
+        }
+        return did_you_mean(key, own) or did_you_mean(key, nested, cutoff=0.8)
 
 
 class StrictSerializer(StrictInput, serializers.Serializer):

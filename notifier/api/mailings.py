@@ -24,6 +24,7 @@ from notifier.mailings.selectors import (
     message_counts_by_mailing,
     message_counts_total,
 )
+from notifier.mailings.windows import SendWindow
 from notifier.sending.services import (
     mailing_cancel,
     mailing_create,
@@ -58,8 +59,37 @@ class AudienceSerializer(StrictSerializer):
     )
 
 
+class SendWindowSerializer(StrictSerializer):
+    """Local times of day between which a client may receive the mailing."""
+
+    start = serializers.TimeField(
+        format="%H:%M", input_formats=["%H:%M"], help_text="Opens at this local time, HH:MM."
+    )
+    end = serializers.TimeField(
+        format="%H:%M",
+        input_formats=["%H:%M"],
+        help_text="Closes at this local time, HH:MM; before `start`: across midnight.",
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        # A window is replaced whole, by a PATCH too, where DRF would skip a missing half.
+        missing = [name for name in ("start", "end") if name not in data]
+        if missing:
+            raise serializers.ValidationError(
+                {name: ["This field is required."] for name in missing}
+            )
+        if data["start"] == data["end"]:
+            raise serializers.ValidationError(
+                "The window's start and end must differ (a window open all day is no window:"
+                " leave `send_window` out or null)."
+            )
+        return data
+
+
 class MailingInputSerializer(StrictSerializer):
     """A mailing as it is created or changed."""
+
+    read_only_names = ("id", "status", "created_at", "started_at", "finished_at", "audience")
 
     start_at = AwareDateTimeField(help_text="In the past: start now.")
     end_at = AwareDateTimeField(help_text="Nothing is delivered at or after this time.")
@@ -69,19 +99,30 @@ class MailingInputSerializer(StrictSerializer):
         error_messages={"required": _FILTER_REQUIRED_TEMPLATE},
         help_text="Who receives it: `{}` is every client.",
     )
+    send_window = SendWindowSerializer(
+        required=False,
+        allow_null=True,
+        help_text="Messages go out only while each client's local time (its `timezone`) is"
+        " inside this window; absent or null: at any time of day.",
+    )
 
     def to_service_kwargs(self) -> dict[str, Any]:
-        """Validated data in the services' terms: the filter object is replaced as a whole."""
+        """Validated data in the services' terms: the filter object is replaced as a whole,
+        and so is the send window."""
         data = dict(self.validated_data)
         if "filter" in data:
             client_filter = data.pop("filter") or {}
             data["operator_codes"] = client_filter.get("operator_codes", [])
             data["tags"] = client_filter.get("tags", [])
+        if "send_window" in data:
+            window = data.pop("send_window")
+            data["send_window"] = None if window is None else SendWindow(**window)
         return data
 
 
 class MailingSerializer(serializers.ModelSerializer[Mailing]):
     filter = serializers.SerializerMethodField()
+    send_window = serializers.SerializerMethodField()
     status = serializers.ChoiceField(choices=Mailing.Status.choices, read_only=True)
     started_at = serializers.DateTimeField(
         source="fanned_out_at",
@@ -106,6 +147,7 @@ class MailingSerializer(serializers.ModelSerializer[Mailing]):
             "end_at",
             "text",
             "filter",
+            "send_window",
             "status",
             "created_at",
             "started_at",
@@ -116,6 +158,13 @@ class MailingSerializer(serializers.ModelSerializer[Mailing]):
     @extend_schema_field(AudienceSerializer)
     def get_filter(self, mailing: Mailing) -> dict[str, list[str]]:
         return {"operator_codes": mailing.operator_codes, "tags": mailing.tags}
+
+    @extend_schema_field(SendWindowSerializer(allow_null=True))
+    def get_send_window(self, mailing: Mailing) -> dict[str, str] | None:
+        window = mailing.send_window
+        if window is None:
+            return None
+        return {"start": f"{window.start:%H:%M}", "end": f"{window.end:%H:%M}"}
 
     @extend_schema_field(serializers.IntegerField(allow_null=True, min_value=0))
     def get_audience(self, mailing: Mailing) -> int | None:

@@ -20,6 +20,7 @@ from notifier.core.errors import DomainError
 from notifier.mailings.models import Mailing, Message
 from notifier.mailings.rules import mailing_check_change, mailing_check_new
 from notifier.mailings.selectors import mailing_status_q, message_counts_by_mailing
+from notifier.mailings.windows import SendWindow
 from notifier.sending.services import (
     client_delete,
     mailing_create,
@@ -127,10 +128,38 @@ class MailingAdminForm(forms.ModelForm):
 
     class Meta:
         model = Mailing
-        fields = ["start_at", "end_at", "text", "operator_codes", "tags"]
+        fields = [
+            "start_at",
+            "end_at",
+            "text",
+            "operator_codes",
+            "tags",
+            "send_window_start",
+            "send_window_end",
+        ]
+        labels = {
+            "send_window_start": "Send window opens",
+            "send_window_end": "Send window closes",
+        }
+        help_texts = {
+            "send_window_start": "In each client's local time, HH:MM; both empty: any time.",
+            "send_window_end": "Before the opening time: a window across midnight.",
+        }
+
+    def service_data(self) -> dict[str, Any]:
+        """The form's values in the services' terms: the two times are one send window."""
+        data = dict(self.cleaned_data)
+        start, end = data.pop("send_window_start", None), data.pop("send_window_end", None)
+        data["send_window"] = SendWindow(start, end) if start and end else None
+        return data
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        start, end = data.get("send_window_start"), data.get("send_window_end")
+        if (start is None) != (end is None):
+            raise forms.ValidationError("Give both times of the send window, or neither.")
+        if start is not None and start == end:
+            raise forms.ValidationError("The send window's opening and closing times differ.")
         try:
             if self.instance.pk is None:
                 if "start_at" in data and "end_at" in data:
@@ -155,11 +184,14 @@ class MailingAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def save_model(self, request: HttpRequest, obj: Mailing, form: Any, change: bool) -> None:
-        data = {key: form.cleaned_data[key] for key in form.changed_data}
+        data = form.service_data()
         if change:
-            mailing_update(mailing=obj, data=data)
+            changed = set(form.changed_data)
+            if changed & {"send_window_start", "send_window_end"}:
+                changed.add("send_window")
+            mailing_update(mailing=obj, data={key: data[key] for key in changed if key in data})
         else:
-            obj.pk = mailing_create(**form.cleaned_data).pk
+            obj.pk = mailing_create(**data).pk
         obj.refresh_from_db()
 
     def delete_model(self, request: HttpRequest, obj: Mailing) -> None:

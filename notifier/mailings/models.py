@@ -1,14 +1,21 @@
 from datetime import datetime
 
 from django.db import models
-from django.db.models.functions import Length, Now
-from django.db.models.lookups import GreaterThan, LessThanOrEqual
+from django.db.models.functions import Cast, Length, Now
+from django.db.models.lookups import GreaterThan, LessThanOrEqual, Regex
 from django.utils import timezone
 
 from notifier.clients.models import Client
+from notifier.mailings.windows import SendWindow
 
 MAILING_TEXT_MAX_LENGTH = 1000
 LAST_ERROR_MAX_LENGTH = 500
+# The filter's two lists, as the database holds them: JSON text whose elements are separated
+# by ", " (Python's json.dumps and PostgreSQL's jsonb output alike). Anything else (a bare
+# string, a number, an object) would make fan-out match the wrong clients, so it is refused.
+_JSON_STRING = r'"([^"\\]|\\.)*"'
+OPERATOR_CODES_JSON = r'^\[("[0-9]{3}"(, ?"[0-9]{3}")*)?\]$'
+TAGS_JSON = rf"^\[({_JSON_STRING}(, ?{_JSON_STRING})*)?\]$"
 
 
 # The one rule for when a mailing may send: not cancelled, and its window open. Raw statements
@@ -50,6 +57,9 @@ class Mailing(models.Model):
     # The client filter: empty list = no restriction on that attribute.
     operator_codes = models.JSONField(default=list, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    # The send window, in each client's local time; both empty: any time of day.
+    send_window_start = models.TimeField(null=True, blank=True)
+    send_window_end = models.TimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Set by the engine: messages created / nothing left to send / stopped by an operator.
@@ -70,11 +80,33 @@ class Mailing(models.Model):
                 & LessThanOrEqual(Length("text"), MAILING_TEXT_MAX_LENGTH),
                 name="mailing_text_length",
             ),
+            models.CheckConstraint(
+                condition=Regex(Cast("operator_codes", models.TextField()), OPERATOR_CODES_JSON),
+                name="mailing_operator_codes_list",
+            ),
+            models.CheckConstraint(
+                condition=Regex(Cast("tags", models.TextField()), TAGS_JSON),
+                name="mailing_tags_list",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(send_window_start__isnull=True, send_window_end__isnull=True)
+                | (
+                    models.Q(send_window_start__isnull=False, send_window_end__isnull=False)
+                    & ~models.Q(send_window_start=models.F("send_window_end"))
+                ),
+                name="mailing_send_window",
+            ),
         ]
         indexes = [models.Index(fields=["start_at"], name="mailing_start_idx")]
 
     def __str__(self) -> str:
         return f"Mailing {self.id}"
+
+    @property
+    def send_window(self) -> SendWindow | None:
+        if self.send_window_start is None or self.send_window_end is None:
+            return None
+        return SendWindow(self.send_window_start, self.send_window_end)
 
     def may_send(self, now: datetime) -> bool:
         """Whether the mailing's messages may be sent at `now` (the rule, in Python)."""

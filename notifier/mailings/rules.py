@@ -11,10 +11,15 @@ from notifier.mailings.models import Mailing
 # Once a mailing has started, what it sends is a matter of record: its text, audience and
 # start stay as the messages went out with them. Only its end can move (to stop it earlier,
 # or to reopen a finished one's window for a retry). Any field not listed here is frozen,
-# including those added later (a send window).
+# the send window included, and so is any added later.
 CHANGEABLE_ONCE_STARTED = frozenset({"end_at"})
-# The names the callers know these fields by (the API's filter object).
-FIELD_NAMES = {"operator_codes": "filter.operator_codes", "tags": "filter.tags"}
+# The names the callers know these fields by (the API's filter and send window objects).
+FIELD_NAMES = {
+    "operator_codes": "filter.operator_codes",
+    "tags": "filter.tags",
+    "send_window_start": "send_window",
+    "send_window_end": "send_window",
+}
 
 
 def mailing_check_new(*, start_at: datetime, end_at: datetime) -> None:
@@ -42,15 +47,15 @@ def mailing_check_change(*, mailing: Mailing, data: dict[str, Any]) -> set[str]:
     if frozen and mailing.has_started():
         state = "finished" if mailing.status == Mailing.Status.FINISHED else "started"
         raise DomainError(
-            f"The mailing has {state}: its start, text and filter stay as its messages were "
-            "sent with them; only its end time (end_at) can change.",
+            f"The mailing has {state}: its start, text, filter and send window stay as its "
+            "messages were sent with them; only its end time (end_at) can change.",
             fields=_names(frozen),
         )
     return changed
 
 
 def _names(fields: set[str]) -> list[str]:
-    return sorted(FIELD_NAMES.get(field, field) for field in fields)
+    return sorted({FIELD_NAMES.get(field, field) for field in fields})
 
 
 def normalise_set(values: list[str] | None) -> list[str]:

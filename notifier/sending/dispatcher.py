@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from notifier.core import logging, metrics
 from notifier.integrations.probe.client import (
@@ -27,7 +27,7 @@ from notifier.integrations.probe.client import (
 )
 from notifier.mailings.models import Message
 from notifier.sending import queries
-from notifier.sending.policy import Settlement, release, settle
+from notifier.sending.policy import Schedule, Settlement, postpone, release, settle
 from notifier.sending.settings import EngineSettings
 
 log = logging.get_logger(__name__)
@@ -38,6 +38,8 @@ FLUSH_SIZE = 500  # ... or as soon as this many are waiting
 IDLE_POLL = 0.2  # seconds between claims while nothing is due
 IDLE_EXIT = 1.0  # a loop with nothing to do for this long ends; the tick wakes it again
 LIVE_REFRESH = 1.0  # seconds between refreshes of the list of live mailings
+# What a lost or refused database connection raises (a restart, a failover, a network cut).
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 class CredentialsGate:
@@ -75,6 +77,56 @@ class CredentialsGate:
 
 
 credentials = CredentialsGate()
+
+
+class DatabaseGate:
+    """Whether the database answers, as this send loop last saw it. While it does not, the
+    loop claims nothing, its requests in flight go on, and their outcomes are held and
+    written once it answers again; a try every `pause` seconds, doubling up to `max_pause`.
+    One line when it goes, one when it comes back."""
+
+    def __init__(self, *, first_pause: float = 0.1, max_pause: float = 2.0) -> None:
+        self.first_pause = first_pause
+        self.max_pause = max_pause
+        self.down_since: float | None = None
+        self.retry_at = 0.0
+        self.pause = 0.0
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def failed(self, error: BaseException, *, held: int) -> None:
+        now = time.monotonic()
+        self.pause = min(max(self.pause * 2, self.first_pause), self.max_pause)
+        self.retry_at = now + self.pause
+        if not isinstance(error, DATABASE_ERRORS):
+            # Not an outage but a bug (the database refused the statement): said every time,
+            # with its traceback, and tried again at the same pace.
+            log.error("writing outcomes failed; will retry", exc_info=error, outcomes_held=held)
+        elif self.down_since is None:
+            self.down_since = now
+            log.warning(
+                "database unavailable: claims paused, outcomes held until it answers",
+                error=f"{type(error).__name__}: {error}".strip(),
+                outcomes_held=held,
+            )
+
+    def answered(self) -> None:
+        if self.down_since is not None:
+            log.warning(
+                "database answers again: sending resumed",
+                down_seconds=round(time.monotonic() - self.down_since, 1),
+            )
+        self.down_since = None
+        self.pause = 0.0
+        self.retry_at = 0.0
+
+
+# Set when the worker is asked to stop (a warm shutdown): the send loop claims nothing more,
+# lets what is under way finish and writes every outcome it holds, for at most
+# `shutdown_timeout` seconds.
+shutting_down = threading.Event()
 # Set when a mailing starts while the loop runs: look for new live mailings at once, not at
 # the next refresh (a newly started mailing would otherwise wait up to LIVE_REFRESH).
 _new_work = threading.Event()
@@ -107,6 +159,7 @@ class Dispatcher:
         self._done = 0  # requests started, for the send rate (releases are not sends)
         self._rate = 0.0  # requests per second, smoothed
         self.gate = credentials
+        self.database = DatabaseGate()
         self._live: list[int] = []
         self._live_at = -LIVE_REFRESH
         self._rotation = 0
@@ -122,7 +175,16 @@ class Dispatcher:
                 pool.shutdown()
 
     async def _db(self, pool: ThreadPoolExecutor, fn: Callable[..., T], /, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(**kwargs))
+        def call() -> T:
+            try:
+                return fn(**kwargs)
+            except DATABASE_ERRORS:
+                # The thread's connection is broken: the next call opens a new one.
+                with contextlib.suppress(Exception):
+                    connection.close()
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
 
     async def _run(self, budget: float) -> bool:
         deadline = time.monotonic() + budget
@@ -176,7 +238,7 @@ class Dispatcher:
         while True:
             self._slot_freed.clear()  # before claiming: a slot freed meanwhile wakes the wait
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or shutting_down.is_set():
                 return True
             if now - rate_at >= 0.5:
                 # Requests per second over the last half second, smoothed.
@@ -186,8 +248,13 @@ class Dispatcher:
             metrics.in_flight.set(self._sending)
             claimed = 0
             wanted = self._wanted()
-            if wanted and now >= self.gate.closed_until:
-                claimed = await self._claim(wanted)
+            if wanted and now >= max(self.gate.closed_until, self.database.retry_at):
+                try:
+                    claimed = await self._claim(wanted)
+                except DATABASE_ERRORS as exc:
+                    self.database.failed(exc, held=len(self._settled))
+                else:
+                    self.database.answered()
             if claimed or self._outstanding:
                 idle_since = now
             elif now - idle_since >= IDLE_EXIT:
@@ -256,14 +323,15 @@ class Dispatcher:
     async def _attempt(self, probe: ProbeClient, claim: queries.Claim, claimed_at: float) -> None:
         now = _now()
         time_left = (claim.mailing.end_at - now).total_seconds()
+        schedule = self._schedule(claim)
         late = time.monotonic() - claimed_at > self.config.start_window
         # Claimed before a refusal of our credentials: the pause applies to it too.
         refused = time.monotonic() < self.gate.closed_until or (
             self.gate.probing and self._sending > 0
         )
-        if late or refused or time_left <= self.config.end_margin:
-            # Too late to start (someone may have cancelled it since, or the window closed),
-            # or not now.
+        if late or refused or now >= schedule.last_start:
+            # Too late to start (someone may have cancelled it since, or the mailing's end
+            # is too near for a useful request), or not now.
             self._release(claim)
             log.info(
                 "claim released unsent",
@@ -271,6 +339,19 @@ class Dispatcher:
                 late=late,
                 refused=refused,
                 time_left=time_left,
+            )
+            return
+        if not schedule.allows(now):
+            # Due inside its client's window, which has closed since: no request outside it.
+            postponed = postpone(
+                message_id=claim.id, attempts=claim.attempts, now=now, schedule=schedule
+            )
+            self._settled.append(postponed)
+            log.info(
+                "claim postponed to the next opening of its send window",
+                **_ids(claim),
+                status_to=postponed.status,
+                next_attempt_at=postponed.next_attempt_at,
             )
             return
         self._sending += 1
@@ -286,6 +367,12 @@ class Dispatcher:
             self._sending -= 1
         metrics.record_attempt(type(outcome).__name__.lower(), outcome.latency)
         self._on_outcome(claim, outcome)
+
+    def _schedule(self, claim: queries.Claim) -> Schedule:
+        """When the claimed message may go: see `policy.Schedule`."""
+        return self.config.schedule(
+            end_at=claim.mailing.end_at, window=claim.mailing.window, zone=claim.timezone
+        )
 
     def _on_outcome(self, claim: queries.Claim, outcome: Outcome) -> None:
         pause = self.config.auth_pause
@@ -303,7 +390,7 @@ class Dispatcher:
             attempts=claim.attempts,
             outcome=outcome,
             now=_now(),
-            end_at=claim.mailing.end_at,
+            schedule=self._schedule(claim),
             backoff_base=self.config.backoff_base,
             backoff_max=self.config.backoff_max,
             auth_pause=pause,
@@ -326,33 +413,50 @@ class Dispatcher:
 
     async def _flush_loop(self) -> None:
         """Write outcomes back every FLUSH_EVERY (straight after the last write when
-        FLUSH_SIZE or more are waiting); the last write happens after every request has come
-        back."""
+        FLUSH_SIZE or more are waiting); once the run is over, until every one is written."""
         while not self._stopping.is_set():
-            if len(self._settled) < FLUSH_SIZE:
+            if len(self._settled) < FLUSH_SIZE or not self.database.up:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), FLUSH_EVERY)
+                    await asyncio.wait_for(self._stopping.wait(), self._flush_pause())
             await self._flush()
-        await self._flush()
+        # Nothing held is dropped while the process lives: an outcome lost here would leave a
+        # delivered message `sending`, to be sent again when its lease runs out. A worker
+        # that is being stopped gives up after its shutdown timeout.
+        give_up_at: float | None = None
+        while await self._flush():
+            if shutting_down.is_set():
+                give_up_at = give_up_at or time.monotonic() + self.config.shutdown_timeout
+                if time.monotonic() >= give_up_at:
+                    log.error(
+                        "stopping with outcomes not written: their messages are sent again"
+                        " when their lease runs out",
+                        message_ids=[s.id for s in self._settled],
+                    )
+                    return
+            await asyncio.sleep(self._flush_pause())
 
-    async def _flush(self) -> None:
+    def _flush_pause(self) -> float:
+        return max(FLUSH_EVERY, self.database.retry_at - time.monotonic())
+
+    async def _flush(self) -> bool:
+        """Write what is held; returns whether something is still held (the write failed)."""
         # The gauge follows the loop here and at each pass of the feeder, not at each
         # request (two writes to its shared file per request cost a measurable share).
         metrics.in_flight.set(self._sending)
         batch, self._settled = self._settled, []
         if not batch:
-            return
+            return False
         try:
             written = await self._db(self._settle_db, queries.messages_settle, settlements=batch)
-        except Exception:
-            # Kept for the next write: an outcome lost here would leave a delivered message
-            # `sending`, to be sent again when its lease runs out.
-            log.exception("writing outcomes failed; will retry", messages=len(batch))
-            self._settled = batch + self._settled
-            return
+        except Exception as exc:
+            self._settled = batch + self._settled  # kept, in order, for the next write
+            self.database.failed(exc, held=len(self._settled))
+            return True
+        self.database.answered()
         for status, count in written.items():
             if status in Message.FINAL_STATUSES:
                 metrics.record_final(status, count)
+        return bool(self._settled)
 
 
 def _now() -> datetime:

@@ -5,21 +5,23 @@ elsewhere: `dispatcher`, `policy`, `tick`."""
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection, transaction
 
 from notifier.clients.models import Client
 from notifier.mailings.models import MAY_SEND_SQL, Mailing, Message
-from notifier.sending.policy import Settlement
+from notifier.mailings.windows import SendWindow
+from notifier.sending.policy import OUTSIDE_WINDOW, Settlement
 
 MESSAGE = Message._meta.db_table
 MAILING = Mailing._meta.db_table
 CLIENT = Client._meta.db_table
 PENDING, SENDING = Message.Status.PENDING.value, Message.Status.SENDING.value
+EXPIRED = Message.Status.EXPIRED.value
 
 
 def _postgres() -> bool:
@@ -31,13 +33,47 @@ def _dt(value: datetime | None) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
+def _text(value: datetime | None) -> str | None:
+    """A datetime as the backend reads it from text (in a JSON parameter)."""
+    return None if value is None else str(_dt(value))
+
+
+def _json_rows(columns: Sequence[tuple[str, str]], alias: str) -> str:
+    """A table of the rows in one JSON parameter (`%s`, an array of arrays), with these
+    (name, PostgreSQL type) columns. A whole batch travels so: encoding it is one C call, and
+    the statement is the same for any number of rows (psycopg adapted arrays element by
+    element in Python, and SQLite limits the number of parameters)."""
+    if _postgres():
+        fields = ", ".join(f"(r->>{i})::{kind} AS {name}" for i, (name, kind) in enumerate(columns))
+        return f"(SELECT {fields} FROM json_array_elements(%s::json) AS r) AS {alias}"
+    fields = ", ".join(
+        f"json_extract(value, '$[{i}]') AS {name}" for i, (name, _) in enumerate(columns)
+    )
+    return f"(SELECT {fields} FROM json_each(%s)) AS {alias}"
+
+
 # -- fan-out ---------------------------------------------------------------------------------
 
 
-def mailing_fan_out(*, mailing_id: int, now: datetime) -> int | None:
-    """Create the `pending` messages of a mailing whose window is open, one per matching
-    client, in one set-based statement. Idempotent: a second run creates nothing and returns
-    None, as does a run for a mailing that is cancelled, not yet started or already over."""
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    created: int  # messages, pending or expired at once
+    expired: int  # of which their send window does not open before the end
+
+
+# When a message of the mailing may first go, for a client in the given timezone (None: never
+# before the end); asked once per timezone among the matching clients, not per client.
+FirstAttempt = Callable[[Mailing, str], datetime | None]
+
+
+def mailing_fan_out(
+    *, mailing_id: int, now: datetime, first_attempt: FirstAttempt | None = None
+) -> FanOut | None:
+    """Create the messages of a mailing whose window is open, one per matching client, in
+    set-based statements: `pending`, due now or (with a send window) at its next opening in
+    the client's timezone, or `expired` when that opening comes too late. Idempotent: a second
+    run creates nothing and returns None, as does a run for a mailing that is cancelled, not
+    yet started or already over."""
     with transaction.atomic():
         mailing = (
             Mailing.objects.select_for_update()
@@ -52,20 +88,80 @@ def mailing_fan_out(*, mailing_id: int, now: datetime) -> int | None:
             if values:
                 where.append(f"c.{column} IN ({', '.join(['%s'] * len(values))})")
                 params.extend(values)
+        audience = Audience(" AND ".join(where), params)
         with connection.cursor() as cursor:
-            # `WHERE` before `ON CONFLICT` also keeps SQLite's parser from reading it as a join.
-            cursor.execute(
-                f"INSERT INTO {MESSAGE} (mailing_id, client_id, phone, status, attempts,"  # noqa: S608
-                " last_error, created_at, next_attempt_at)"
-                f" SELECT %s, c.id, c.phone, %s, 0, '', %s, %s FROM {CLIENT} c"
-                f" WHERE {' AND '.join(where)}"
-                " ON CONFLICT (mailing_id, client_id) DO NOTHING",
-                [mailing.id, PENDING, _dt(now), _dt(now), *params],
-            )
-            created = cursor.rowcount
+            if mailing.send_window is None or first_attempt is None:
+                created = audience.insert(cursor, mailing.id, "%s", "''", "%s", [PENDING, now, now])
+                fan_out = FanOut(created, 0)
+            else:
+                fan_out = _fan_out_by_zone(cursor, mailing, audience, now, first_attempt)
         mailing.fanned_out_at = now
         mailing.save(update_fields=["fanned_out_at"])
-    return created
+    return fan_out
+
+
+@dataclass(frozen=True)
+class Audience:
+    """The clients a mailing reaches (`where` over the client table as `c`)."""
+
+    where: str
+    params: list[Any]
+
+    def insert(
+        self,
+        cursor: Any,
+        mailing_id: int,
+        status: str,
+        last_error: str,
+        next_attempt_at: str,
+        values: list[Any],
+        *,
+        join: str = "",
+    ) -> int:
+        """One message per client of the audience (`join`ed to more columns, whose
+        parameters come first in `values`); returns how many were created."""
+        # `WHERE` before `ON CONFLICT` also keeps SQLite's parser from reading it as a join.
+        cursor.execute(
+            f"INSERT INTO {MESSAGE} (mailing_id, client_id, phone, status, attempts,"
+            " last_error, created_at, next_attempt_at)"
+            f" SELECT %s, c.id, c.phone, {status}, 0, {last_error}, %s, {next_attempt_at}"
+            f" FROM {CLIENT} c{join} WHERE {self.where}"
+            " ON CONFLICT (mailing_id, client_id) DO NOTHING",
+            [mailing_id, *[_dt(v) if isinstance(v, datetime) else v for v in values], *self.params],
+        )
+        return int(cursor.rowcount)
+
+
+def _fan_out_by_zone(
+    cursor: Any, mailing: Mailing, audience: Audience, now: datetime, first_attempt: FirstAttempt
+) -> FanOut:
+    """With a send window: one first due time per timezone among the clients."""
+    cursor.execute(
+        f"SELECT DISTINCT c.timezone FROM {CLIENT} c WHERE {audience.where}", audience.params
+    )
+    due = {zone: first_attempt(mailing, zone) for (zone,) in cursor.fetchall()}
+    opens = json.dumps([[zone, _text(at)] for zone, at in due.items() if at is not None])
+    closed = json.dumps([[zone] for zone, at in due.items() if at is None])
+    on_zone = " ON z.zone = c.timezone"
+    pending = audience.insert(
+        cursor,
+        mailing.id,
+        "%s",
+        "''",
+        "z.at",
+        [PENDING, now, opens],
+        join=f" JOIN {_json_rows(ZONE_OPENS, 'z')}{on_zone}",
+    )
+    expired = audience.insert(
+        cursor,
+        mailing.id,
+        "%s",
+        "%s",
+        "%s",
+        [EXPIRED, OUTSIDE_WINDOW, now, now, closed],
+        join=f" JOIN {_json_rows(ZONE_OPENS[:1], 'z')}{on_zone}",
+    )
+    return FanOut(pending + expired, expired)
 
 
 # -- claims ----------------------------------------------------------------------------------
@@ -76,6 +172,7 @@ class LiveMailing:
     id: int
     text: str
     end_at: datetime
+    window: SendWindow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +182,7 @@ class Claim:
     attempts: int
     mailing: LiveMailing
     client_id: int | None = None
+    timezone: str | None = None  # the client's, when its mailing has a send window
 
 
 def live_mailing_ids(*, now: datetime) -> list[int]:
@@ -110,16 +208,18 @@ def messages_claim(*, mailing_id: int, limit: int, now: datetime, lease: float) 
     params = {"mailing_id": mailing_id, "now": _dt(now)}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, text, end_at FROM {MAILING} WHERE id = %(mailing_id)s"  # noqa: S608
+            "SELECT id, text, end_at, send_window_start, send_window_end"
+            f" FROM {MAILING} WHERE id = %(mailing_id)s"
             f" AND {MAY_SEND_SQL.format(m=MAILING)}{lock_mailing}",
             params,
         )
         row = cursor.fetchone()
         if row is None:
             return []
-        mailing = LiveMailing(row[0], row[1], _as_datetime(row[2]))
+        window = None if row[3] is None else SendWindow(_as_time(row[3]), _as_time(row[4]))
+        mailing = LiveMailing(row[0], row[1], _as_datetime(row[2]), window)
         cursor.execute(
-            f"UPDATE {MESSAGE} SET status = %(sending)s, lease_until = %(lease_until)s,"  # noqa: S608
+            f"UPDATE {MESSAGE} SET status = %(sending)s, lease_until = %(lease_until)s,"
             " attempts = attempts + 1"
             f" WHERE id IN (SELECT id FROM {MESSAGE} WHERE mailing_id = %(mailing_id)s"
             " AND status = %(pending)s AND next_attempt_at <= %(now)s AND client_id IS NOT NULL"
@@ -133,10 +233,21 @@ def messages_claim(*, mailing_id: int, limit: int, now: datetime, lease: float) 
                 "limit": limit,
             },
         )
+        rows = cursor.fetchall()
+        zones: dict[int, str] = {}
+        if window is not None and rows:
+            # The window is in each client's local time: the claim re-checks it.
+            ids = [client_id for *_, client_id in rows]
+            zones = dict(Client.objects.filter(id__in=ids).values_list("id", "timezone"))
         return [
-            Claim(id_, phone, attempts, mailing, client_id)
-            for id_, phone, attempts, client_id in cursor.fetchall()
+            Claim(id_, phone, attempts, mailing, client_id, zones.get(client_id or 0))
+            for id_, phone, attempts, client_id in rows
         ]
+
+
+def _as_time(value: object) -> time:
+    """A time read by a raw query: SQLite gives text."""
+    return time.fromisoformat(value) if isinstance(value, str) else value  # type: ignore[return-value]
 
 
 def _as_datetime(value: object) -> datetime:
@@ -150,6 +261,8 @@ def _as_datetime(value: object) -> datetime:
 # -- settlements -----------------------------------------------------------------------------
 
 
+# The columns of a timezone's first due time at fan-out (the zone alone for those closed).
+ZONE_OPENS = (("zone", "text"), ("at", "timestamptz"))
 # The columns of a settlement, in the order a batch carries them, with their types.
 SETTLED = (
     ("id", "bigint"),
@@ -169,42 +282,28 @@ def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
     if not settlements:
         return Counter()
 
-    # The whole batch travels as one JSON parameter: encoding it is one C call, and the
-    # statement is the same for any number of rows (psycopg adapted arrays element by element
-    # in Python, and SQLite limits the number of parameters).
-    def text(value: datetime | None) -> str | None:  # as the backend reads a datetime
-        return None if value is None else str(_dt(value))
-
     batch = json.dumps(
         [
             [
                 s.id,
                 s.attempts,
                 s.status,
-                text(s.sent_at),
-                text(s.next_attempt_at),
+                _text(s.sent_at),
+                _text(s.next_attempt_at),
                 s.last_error,
                 int(s.attempt_counted),
             ]
             for s in settlements
         ]
     )
-    if _postgres():
-        fields = ", ".join(f"(r->>{i})::{kind} AS {name}" for i, (name, kind) in enumerate(SETTLED))
-        source = f"(SELECT {fields} FROM json_array_elements(%s::json) AS r) AS v"  # noqa: S608
-    else:
-        fields = ", ".join(
-            f"json_extract(value, '$[{i}]') AS {name}" for i, (name, _) in enumerate(SETTLED)
-        )
-        source = f"(SELECT {fields} FROM json_each(%s)) AS v"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {MESSAGE} SET status = v.status, sent_at = v.sent_at,"  # noqa: S608
+            f"UPDATE {MESSAGE} SET status = v.status, sent_at = v.sent_at,"
             f" next_attempt_at = COALESCE(v.next_attempt_at, {MESSAGE}.next_attempt_at),"
-            " last_error = CASE WHEN v.counted = 1"
+            " last_error = CASE WHEN v.counted = 1 OR v.last_error <> ''"
             f" THEN v.last_error ELSE {MESSAGE}.last_error END,"
             f" attempts = {MESSAGE}.attempts + v.counted - 1, lease_until = NULL"
-            f" FROM {source}"
+            f" FROM {_json_rows(SETTLED, 'v')}"
             f" WHERE {MESSAGE}.id = v.id AND {MESSAGE}.attempts = v.attempts"
             f" AND {MESSAGE}.status = %s RETURNING {MESSAGE}.status",
             [batch, SENDING],

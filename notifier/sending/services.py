@@ -21,6 +21,7 @@ from notifier.mailings.rules import (
     mailing_check_window,
     normalise_set,
 )
+from notifier.mailings.windows import SendWindow
 from notifier.sending.transitions import (
     messages_in_flight,
     messages_transition,
@@ -38,8 +39,10 @@ def mailing_create(
     text: str,
     operator_codes: list[str] | None = None,
     tags: list[str] | None = None,
+    send_window: SendWindow | None = None,
 ) -> Mailing:
-    """Create a mailing. Sending begins by itself when the window opens."""
+    """Create a mailing. Sending begins by itself when the window opens; with a send window,
+    to each client only while its local time is inside it."""
     mailing_check_new(start_at=start_at, end_at=end_at)
     mailing = Mailing.objects.create(
         start_at=start_at,
@@ -47,6 +50,7 @@ def mailing_create(
         text=text,
         operator_codes=normalise_set(operator_codes),
         tags=normalise_set(tags),
+        **window_fields(send_window),
     )
     logging.bind(mailing_id=mailing.id)
     log.info(
@@ -55,6 +59,7 @@ def mailing_create(
         end_at=mailing.end_at,
         operator_codes=mailing.operator_codes,
         tags=mailing.tags,
+        send_window=str(send_window) if send_window else None,
     )
     _wake_at_start(mailing)
     return mailing
@@ -66,7 +71,11 @@ def mailing_update(*, mailing: Mailing, data: dict[str, Any], replace: bool = Fa
     time may change, also once finished (to reopen its window); a cancelled mailing changes
     no more (`rules.mailing_check_change`)."""
     if replace:
-        data = {"operator_codes": [], "tags": [], **data}
+        data = {"operator_codes": [], "tags": [], "send_window": None, **data}
+    if "send_window" in data:
+        window = data["send_window"]
+        data = {key: value for key, value in data.items() if key != "send_window"}
+        data |= window_fields(window)
     data = {
         key: normalise_set(value) if key in ("operator_codes", "tags") else value
         for key, value in data.items()
@@ -134,6 +143,14 @@ def client_delete(*, client: Client) -> None:
         client.delete()
     log.info("client deleted", messages_in_flight=in_flight)
     wait_for_claims_to_start(in_flight=in_flight)
+
+
+def window_fields(window: SendWindow | None) -> dict[str, Any]:
+    """A send window as the mailing's two fields."""
+    return {
+        "send_window_start": window.start if window else None,
+        "send_window_end": window.end if window else None,
+    }
 
 
 def _wake_at_start(mailing: Mailing) -> None:

@@ -6,14 +6,27 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q
+from django.db import transaction
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
+from django.db.models.functions import Concat, Substr
 
-from notifier.mailings.models import Mailing, MailingQuerySet, Message, may_send_q
-from notifier.sending import queries
+from notifier.core import logging
+from notifier.mailings.models import (
+    LAST_ERROR_MAX_LENGTH,
+    Mailing,
+    MailingQuerySet,
+    Message,
+    may_send_q,
+)
+from notifier.sending import policy, queries
+from notifier.sending.models import TickClock
 from notifier.sending.transitions import messages_transition
 
+log = logging.get_logger(__name__)
 S = Message.Status
 DEAD_CLAIM = "lease expired: the worker sending it stopped"
+# Ticks come every second; a longer silence means nobody was watching the leases.
+GAP = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -27,9 +40,10 @@ class TickReport:
     due: bool
 
 
-def run(*, now: datetime, horizon: float) -> TickReport:
+def run(*, now: datetime, horizon: float, lease: float) -> TickReport:
     """Every step, in this order: what to start is read before anything moves, and what is
     due is read after."""
+    renew_leases_after_a_gap(now=now, lease=lease)
     to_start = mailings_to_start(now=now)
     starting_soon = mailings_starting_soon(now=now, horizon=horizon)
     reclaimed = requeue_dead_claims(now=now)
@@ -71,6 +85,33 @@ def mailings_starting_soon(*, now: datetime, horizon: float) -> list[tuple[int, 
     )
 
 
+def renew_leases_after_a_gap(*, now: datetime, lease: float) -> int:
+    """After a silence of the tick (the database, or beat, was down), a lease that ran out
+    proves nothing: its worker may be alive and only have been unable to write its outcome,
+    which it does as soon as the database answers. Requeueing such a claim would send a
+    delivered message again, so every claim first gets a full lease from now. Returns how
+    many were renewed. The very first tick knows of no earlier one and renews too."""
+    with transaction.atomic():
+        clock = TickClock.objects.select_for_update().filter(id=1).first()
+        if clock is None:
+            clock = TickClock.objects.create(id=1, ran_at=now - 2 * GAP)
+        gap = now - clock.ran_at
+        if gap > timedelta(0):
+            clock.ran_at = now
+            clock.save(update_fields=["ran_at"])
+    if gap <= GAP:
+        return 0
+    renewed = Message.objects.filter(
+        status=S.SENDING, lease_until__lt=now + timedelta(seconds=lease)
+    ).update(lease_until=now + timedelta(seconds=lease))
+    log.warning(
+        "the tick had not run for a while: claims get a new lease before being presumed dead",
+        gap_seconds=round(gap.total_seconds(), 1),
+        claims_renewed=renewed,
+    )
+    return renewed
+
+
 def requeue_dead_claims(*, now: datetime) -> int:
     """Claims whose worker died (their lease ran out) go back to the queue while their
     mailing may still send them; otherwise `expire_ended` or `cancel_stopped` ends them."""
@@ -96,13 +137,23 @@ def _left_over(now: datetime) -> Q:
 
 
 def expire_ended(*, now: datetime) -> Counter[int]:
-    """What is left of a mailing at its end expires. Returns how many, by mailing."""
+    """What is left of a mailing at its end expires, saying why: never tried, or waiting
+    for its next attempt (after the last error). Returns how many, by mailing."""
     ended = _unfinished().filter(cancelled_at=None, end_at__lte=now).values("id")
+    why = Case(
+        When(attempts=0, then=Value(policy.NEVER_REACHED)),
+        default=Substr(
+            Concat(Value(f"{policy.ENDED_BEFORE_RETRY}; last error: "), "last_error"),
+            1,
+            LAST_ERROR_MAX_LENGTH,
+        ),
+    )
     return messages_transition(
         Message.objects.filter(_left_over(now), mailing__in=ended),
         to=S.EXPIRED,
         reason="the mailing ended",
         lease_until=None,
+        last_error=why,
     )
 
 

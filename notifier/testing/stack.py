@@ -5,6 +5,8 @@ of the external API, and the test database."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import signal
@@ -39,6 +41,50 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def file_broker_options(folder: Path) -> dict[str, Any]:
+    """The embedded file broker's options with its folders under `folder` (created)."""
+    from django.conf import settings
+
+    folders = {"data_folder_in": "queue", "data_folder_out": "queue"}
+    folders |= {"processed_folder": "processed", "control_folder": "control"}
+    for name in set(folders.values()):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    return {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        **{key: str(folder / name) for key, name in folders.items()},
+    }
+
+
+def point_publisher_at(broker_url: str, transport_options: dict[str, Any]) -> None:
+    """Point this process's Celery publisher (the API's wake-ups) at another broker."""
+    from celery import current_app
+
+    current_app.conf.update(broker_url=broker_url, broker_transport_options=transport_options)
+    # Drop the pools bound to the old broker; Celery makes new ones on the next publish.
+    current_app._pool = None  # type: ignore[attr-defined]
+    current_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+
+
+def published(queue_folder: Path) -> list[dict[str, Any]]:
+    """The tasks waiting in a file broker's queue, oldest first: `{"task", "args", "eta",
+    "expires", "queue"}` each."""
+    tasks = []
+    for path in sorted(queue_folder.glob("*.msg"), key=lambda p: int(p.name.split("_")[0])):
+        message = json.loads(path.read_text())
+        headers = message["headers"]
+        args, _, _ = json.loads(base64.b64decode(message["body"]))
+        tasks.append(
+            {
+                "task": headers["task"],
+                "args": args,
+                "eta": headers.get("eta"),
+                "expires": headers.get("expires"),
+                "queue": path.name.split(".")[-2],
+            }
+        )
+    return tasks
 
 
 def session_database_url() -> str:
@@ -95,6 +141,40 @@ class Redis:
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+class PostgresServer:
+    """The throwaway cluster of `scripts/with-postgres`, which the tests may stop and start
+    again (with the options it was started with)."""
+
+    def __init__(self) -> None:
+        self.data = os.environ["PG_CLUSTER_DIR"]
+        self.pg_ctl = str(Path(os.environ["PG_CLUSTER_BIN"]) / "pg_ctl")
+        self.run_as = os.environ.get("PG_CLUSTER_RUN_AS", "").split()
+
+    @classmethod
+    def available(cls) -> bool:
+        return connection.vendor == "postgresql" and "PG_CLUSTER_DIR" in os.environ
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.run_as, self.pg_ctl, "-D", self.data, "-w", *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        # `restart` starts a stopped server too, with the options of its first start.
+        self._ctl("-l", str(Path(self.data).parent / "server.log"), "restart")
+        connection.close()  # this process's connection died with the server
+
+    def restart(self) -> None:
+        self._ctl("-m", "fast", "-l", str(Path(self.data).parent / "server.log"), "restart")
+        connection.close()
 
 
 class Stack:

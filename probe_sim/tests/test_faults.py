@@ -3,11 +3,12 @@
 import contextlib
 import http.client
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from probe_sim.testing import ProbeProcess
-from probe_sim.tests.support import connect, is_ok, message, post
+from probe_sim.tests.support import Reply, connect, is_ok, message, post
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -176,3 +177,38 @@ def test_error_rate_lands_near_its_value_and_the_seed_repeats_it(probe: ProbePro
     probe.reset()  # reseeds the fault RNG
     probe.set_faults(error_rate=0.3)
     assert _statuses(probe, 1000) == statuses
+
+
+def _at_once(probe: ProbeProcess, ids: range) -> list[Reply]:
+    """The requests all sent together, each on a connection of its own."""
+    with ThreadPoolExecutor(max_workers=len(ids)) as pool:
+        return list(pool.map(lambda i: post(probe, i), ids))
+
+
+def test_capacity_turns_away_what_is_beyond_it_at_once(probe: ProbeProcess) -> None:
+    """With 10 served at once, 30 simultaneous requests: 10 delivered, 20 answered 429
+    without waiting and without Retry-After."""
+    probe.set_faults(capacity=10, latency_ms=500)
+
+    started = time.monotonic()
+    replies = _at_once(probe, range(1, 31))
+
+    assert sorted(r.status for r in replies) == [200] * 10 + [429] * 20
+    assert all("Retry-After" not in r.headers for r in replies if r.status == 429)
+    assert probe.report()["by_answer"] == {"200": 10, "429": 20}
+    assert time.monotonic() - started < 1.5  # one round of 500 ms, not three
+
+
+def test_a_rate_cap_accepts_that_many_per_second_and_says_when_to_come_back(
+    probe: ProbeProcess,
+) -> None:
+    probe.set_faults(rate_cap=20, retry_after_seconds=3)
+
+    first = [post(probe, i) for i in range(1, 41)]
+    assert [r.status for r in first].count(200) == 20
+    refused = [r for r in first if r.status == 429]
+    assert len(refused) == 20
+    assert {r.headers["Retry-After"] for r in refused} == {"3"}
+    time.sleep(1.05)
+    again = [post(probe, i).status for i in range(41, 61)]
+    assert again.count(200) >= 19  # the bucket refilled

@@ -45,6 +45,7 @@ def test_create_returns_the_representation(api):
         "end_at",
         "text",
         "filter",
+        "send_window",
         "status",
         "created_at",
         "started_at",
@@ -122,7 +123,7 @@ def test_a_null_filter_is_a_400(api):
                 ],
             },
         ),
-        (valid(status="running"), {"status": ["Unknown field."]}),
+        (valid(status="cancelled"), {"status": ["Read-only field: the service sets it."]}),
         (valid(priority=1), {"priority": ["Unknown field."]}),
     ],
 )
@@ -304,7 +305,7 @@ def test_before_start_everything_may_change(api):
 
 
 FROZEN = (
-    "its start, text and filter stay as its messages were sent with them; "
+    "its start, text, filter and send window stay as its messages were sent with them; "
     "only its end time (end_at) can change."
 )
 

@@ -18,6 +18,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from notifier.clients.tests.factories import ClientFactory
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def api_schema(db, user):

@@ -9,6 +9,7 @@ from notifier.clients.models import Client
 from notifier.clients.phones import PHONE_INVALID
 from notifier.clients.tests.factories import ClientFactory
 from notifier.console.admin import CappedCountPaginator
+from notifier.mailings.models import Mailing
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +60,27 @@ def test_list_pages_use_a_bounded_number_of_queries(admin_web, url, django_asser
     assert page.status_code == 200
 
 
+def listed(page) -> set[int]:
+    return {obj.id for obj in page.context["cl"].result_list}
+
+
+def test_list_filters_show_exactly_the_matching_rows(admin_web):
+    now = timezone.now()
+    vip = ClientFactory(phone="79161110001", operator_code="916", tag="vip")
+    other = ClientFactory(phone="79261110002", operator_code="926", tag="")
+    scheduled = MailingFactory(start_at=now + timedelta(hours=1), end_at=now + timedelta(hours=2))
+    running = MailingFactory(start_at=now - timedelta(hours=1), end_at=now + timedelta(hours=1))
+    sent = MessageFactory(mailing=running, client=vip, status="sent", sent_at=now)
+    pending = MessageFactory(mailing=running, client=other)
+
+    assert listed(admin_web.get("/admin/clients/client/?q=vip")) == {vip.id}
+    assert listed(admin_web.get("/admin/clients/client/?operator_code=926")) == {other.id}
+    assert listed(admin_web.get("/admin/mailings/mailing/?status=scheduled")) == {scheduled.id}
+    assert listed(admin_web.get("/admin/mailings/mailing/?status=running")) == {running.id}
+    assert listed(admin_web.get("/admin/mailings/message/?status=sent")) == {sent.id}
+    assert listed(admin_web.get(f"/admin/mailings/message/?q={other.phone}")) == {pending.id}
+
+
 def test_message_list_counts_no_further_than_its_cap(admin_web, monkeypatch):
     """At millions of messages an exact count would cost seconds on every page view."""
     monkeypatch.setattr(CappedCountPaginator, "CAP", 5)
@@ -96,8 +118,8 @@ def test_admin_refuses_to_move_a_started_mailings_start(admin_web):
             "end_at_0": "2099-01-02",
             "end_at_1": "00:00:00",
             "text": "x",
-            "operator_codes": "[]",
-            "tags": "[]",
+            "operator_codes": "",
+            "tags": "",
         },
     )
 
@@ -107,7 +129,97 @@ def test_admin_refuses_to_move_a_started_mailings_start(admin_web):
     assert mailing.start_at < now
 
 
-def mailing_form(mailing, **changes) -> dict:
+def mailing_form(**fields: str) -> dict[str, str]:
+    return {
+        "start_at_0": "2099-01-01",
+        "start_at_1": "09:00:00",
+        "end_at_0": "2099-01-02",
+        "end_at_1": "09:00:00",
+        "text": "Hello",
+        "operator_codes": "",
+        "tags": "",
+        "send_window_start": "",
+        "send_window_end": "",
+        **fields,
+    }
+
+
+def test_a_mailing_made_in_the_console_goes_through_the_service(admin_web, caplog):
+    """The filter is typed as lists, normalised like the API's, and the creation logged."""
+    response = admin_web.post(
+        "/admin/mailings/mailing/add/",
+        mailing_form(operator_codes="926, 916 916", tags="vip, new"),
+    )
+
+    assert response.status_code == 302
+    mailing = Mailing.objects.get()
+    assert (mailing.operator_codes, mailing.tags) == (["916", "926"], ["new", "vip"])
+    assert "mailing created" in caplog.text
+    page = admin_web.get(f"/admin/mailings/mailing/{mailing.id}/change/")
+    assert b'value="916, 926"' in page.content
+
+
+def test_the_console_refuses_a_bad_operator_code_and_writes_nothing(admin_web):
+    response = admin_web.post("/admin/mailings/mailing/add/", mailing_form(operator_codes="91"))
+
+    assert response.status_code == 200
+    assert b"exactly 3 digits" in response.content
+    assert not Mailing.objects.exists()
+
+
+def test_the_console_refuses_a_mailing_that_ends_in_the_past(admin_web):
+    form = mailing_form(start_at_0="2000-01-01", end_at_0="2000-01-02")
+
+    response = admin_web.post("/admin/mailings/mailing/add/", form)
+
+    assert b"must be in the future" in response.content
+    assert not Mailing.objects.exists()
+
+
+def test_a_client_made_in_the_console_gets_its_operator_code_from_the_phone(admin_web, caplog):
+    response = admin_web.post(
+        "/admin/clients/client/add/",
+        {"phone": "79031234567", "operator_code": "", "tag": "vip", "timezone": "UTC"},
+    )
+
+    assert response.status_code == 302
+    client = Client.objects.get()
+    assert (client.phone, client.operator_code, client.tag) == ("79031234567", "903", "vip")
+    assert "client created" in caplog.text
+
+
+def test_deleting_a_client_in_the_console_cancels_its_unsent_messages(admin_web):
+    message = MessageFactory(mailing=MailingFactory())
+
+    response = admin_web.post(f"/admin/clients/client/{message.client_id}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    message.refresh_from_db()
+    assert (message.status, message.client_id) == ("cancelled", None)
+
+
+def test_the_console_sets_a_send_window_with_two_times(admin_web):
+    response = admin_web.post(
+        "/admin/mailings/mailing/add/",
+        mailing_form(send_window_start="22:00", send_window_end="06:00"),
+    )
+
+    assert response.status_code == 302
+    window = Mailing.objects.get().send_window
+    assert window is not None
+    assert (str(window.start), str(window.end)) == ("22:00:00", "06:00:00")
+
+
+def test_the_console_refuses_half_a_send_window(admin_web):
+    response = admin_web.post(
+        "/admin/mailings/mailing/add/", mailing_form(send_window_start="09:00")
+    )
+
+    assert b"both times of the send window" in response.content
+    assert not Mailing.objects.exists()
+
+
+def change_form(mailing, **changes) -> dict:
     """The admin's change form for `mailing`, as the page would post it, with `changes`."""
     fields = {
         "start_at": mailing.start_at,
@@ -121,7 +233,11 @@ def mailing_form(mailing, **changes) -> dict:
     for name in ("start_at", "end_at"):
         form[f"{name}_0"] = fields[name].strftime("%Y-%m-%d")
         form[f"{name}_1"] = fields[name].strftime("%H:%M:%S")
-    return form | {name: fields[name] for name in ("text", "operator_codes", "tags")}
+    return form | {
+        **{name: fields[name] for name in ("text", "operator_codes", "tags")},
+        "send_window_start": "",
+        "send_window_end": "",
+    }
 
 
 def test_admin_refuses_to_change_a_running_mailings_text(admin_web):
@@ -130,7 +246,7 @@ def test_admin_refuses_to_change_a_running_mailings_text(admin_web):
     mailing = MailingFactory(start_at=now - timedelta(minutes=1), text="Old")
 
     response = admin_web.post(
-        f"/admin/mailings/mailing/{mailing.id}/change/", mailing_form(mailing, text="New")
+        f"/admin/mailings/mailing/{mailing.id}/change/", change_form(mailing, text="New")
     )
 
     assert response.status_code == 200  # the form again, with the error
@@ -147,7 +263,7 @@ def test_admin_reopens_a_finished_mailings_window(admin_web):
     new_end = now + timedelta(hours=3)
 
     response = admin_web.post(
-        f"/admin/mailings/mailing/{mailing.id}/change/", mailing_form(mailing, end_at=new_end)
+        f"/admin/mailings/mailing/{mailing.id}/change/", change_form(mailing, end_at=new_end)
     )
 
     assert response.status_code == 302, response.content

@@ -8,8 +8,9 @@ these tests commit for real (`transaction=True`); on SQLite the test database is
 import itertools
 import threading
 import time
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import OperationalError
@@ -18,6 +19,7 @@ from django.utils import timezone
 from notifier.clients.tests.factories import ClientFactory
 from notifier.mailings.models import Mailing, Message
 from notifier.mailings.tests.factories import MailingFactory
+from notifier.mailings.windows import SendWindow
 from notifier.sending import dispatcher, queries, tick
 from notifier.sending.dispatcher import CredentialsGate, Dispatcher
 from notifier.sending.settings import EngineSettings
@@ -47,9 +49,11 @@ def config(probe: ProbeProcess, **overrides: Any) -> EngineSettings:
         "backoff_max": 0.05,
         "start_window": 0.5,
         "end_margin": 0.05,
+        "min_timeout": 0.1,
         "lease_margin": 1.0,
         "auth_pause": 0.3,
         "dispatch_budget": 5.0,
+        "shutdown_timeout": 2.0,
         **overrides,
     }
     return EngineSettings(**knobs)
@@ -61,7 +65,7 @@ def started_mailing(clients: int, *, text: str = "Hello!", **kwargs: Any) -> Mai
     now = timezone.now()
     fields = {"start_at": now - SEC, "end_at": now + HOUR, "text": text, **kwargs}
     mailing = cast(Mailing, MailingFactory(**fields))
-    assert queries.mailing_fan_out(mailing_id=mailing.id, now=now) == clients
+    assert queries.mailing_fan_out(mailing_id=mailing.id, now=now) == queries.FanOut(clients, 0)
     return mailing
 
 
@@ -161,6 +165,7 @@ def test_unauthorized_pauses_sending_and_resumes_without_failing_anything(probe)
     # after a pause (0.3 s, then 0.6 s), until the credentials work again at 0.8 s.
     assert in_flight <= len(refused) <= in_flight + 2
     waits = [later - earlier for earlier, later in itertools.pairwise(refused[in_flight - 1 :])]
+    assert waits, "no probe followed the first refusal"
     assert all(wait >= 0.25 for wait in waits)
     assert probe.report()["delivered"] == count
     assert sum(m.attempts for m in rows) == count + len(refused)
@@ -179,7 +184,7 @@ def test_no_request_starts_at_or_after_the_end(probe):
     requests = probe.requests()
     assert requests, "some requests went out before the end"
     assert max(r["time"] for r in requests) < end_at.timestamp()
-    tick.run(now=timezone.now(), horizon=0)
+    tick.run(now=timezone.now(), horizon=0, lease=30)
     rows = messages(mailing)
     sent = [m for m in rows if m.status == S.SENT]
     assert 0 < len(sent) <= probe.report()["delivered"] < 40
@@ -220,3 +225,32 @@ def test_outcomes_survive_a_failed_write(probe, monkeypatch):
     assert len(calls) >= 2
     assert {m.status for m in messages(mailing)} == {S.SENT}
     assert probe.report()["delivered"] == 10
+
+
+def test_no_request_starts_outside_the_clients_send_window(probe):
+    """Messages due now (say, they waited in a backlog) whose client's window has closed
+    meanwhile are put back for its next opening, unsent and their attempt not counted; the
+    others go. The window is re-checked at the claim, per client timezone."""
+    now = timezone.now()
+    open_zone, closed_zone = "Etc/GMT-6", "Etc/GMT+6"  # twelve hours apart
+    start = datetime.now(ZoneInfo(open_zone)).replace(second=0, microsecond=0).time()
+    window = SendWindow(start, (datetime.combine(date.min, start) + 2 * HOUR).time())
+    assert window.contains(now, ZoneInfo(open_zone))
+    assert not window.contains(now, ZoneInfo(closed_zone))
+    inside = ClientFactory.create_batch(3, timezone=open_zone)
+    outside = ClientFactory.create_batch(2, timezone=closed_zone)
+    mailing = MailingFactory(
+        start_at=now - SEC,
+        end_at=now + 48 * HOUR,
+        send_window_start=window.start,
+        send_window_end=window.end,
+    )
+    queries.mailing_fan_out(mailing_id=mailing.id, now=now)  # no schedule: all due now
+
+    Dispatcher(config(probe)).run(budget=3)
+
+    assert {d["phone"] for d in probe.deliveries()} == {int(c.phone) for c in inside}
+    later = {m.client_id: m for m in messages(mailing) if m.status == S.PENDING}
+    assert set(later) == {c.id for c in outside}
+    opening = window.next_opening(now, ZoneInfo(closed_zone))
+    assert all(m.attempts == 0 and m.next_attempt_at == opening for m in later.values())

@@ -1,19 +1,25 @@
 """What happened to mailing 42, message 9001, client 17? The logs alone must answer: every
-line about one carries its id, in the web process and the workers alike, and no line ever
-carries a secret."""
+line about one carries its id, in the web process and the workers alike, the README's
+commands find them, and no line ever carries a secret."""
 
-import json
-import logging
+import os
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from notifier.core import logging as notifier_logging
 from notifier.mailings.models import Mailing, Message
+from notifier.testing.logs import (
+    Lines,
+    check_readme_log_commands,
+    events,
+    json_lines,
+    readme_log_commands,
+)
 from notifier.testing.stack import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -21,40 +27,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 PASSWORD = "a-Password-never-logged-42"
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture
 def web_logs(settings) -> Iterator[Lines]:
     """This process's log lines (the web side: API requests, services), as JSON."""
-    handler = Lines()
-    handler.setFormatter(
-        notifier_logging.formatter(fmt="json", secrets=[settings.PROBE_TOKEN, settings.SECRET_KEY])
-    )
-    root = logging.getLogger()
-    root.addHandler(handler)
-    level, root.level = root.level, logging.INFO
-    yield handler
-    root.removeHandler(handler)
-    root.level = level
-
-
-def events(lines: list[str]) -> list[dict]:
-    parsed = []
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue  # Celery's start-up banner is not a log event
-        if isinstance(event, dict):
-            parsed.append(event)
-    return parsed
+    with json_lines(secrets=[settings.PROBE_TOKEN, settings.SECRET_KEY]) as handler:
+        yield handler
 
 
 def about(found: list[dict], **ids: int) -> list[dict]:
@@ -66,7 +43,7 @@ def names(found: list[dict]) -> set[str]:
 
 
 def test_logs_follow_each_mailing_message_and_client_and_hide_secrets(
-    stack, probe, web_logs, transactional_db
+    stack, probe, web_logs, transactional_db, tmp_path
 ):
     stack.configure(LOG_FORMAT="json")
     probe.set_faults(garbage_rate=0.5)  # some attempts fail, with a body worth quoting
@@ -108,24 +85,31 @@ def test_logs_follow_each_mailing_message_and_client_and_hide_secrets(
         what="the mailing to finish",
     )
     assert api.delete(f"/api/clients/{client_id}/").status_code == 204
+    message = Message.objects.get(phone="79160000017")
+    all_attempts = sum(Message.objects.values_list("attempts", flat=True))
+    assert api.delete(f"/api/mailings/{mailing_id}/").status_code == 204
     stack.stop()
 
     found = events(web_logs.lines) + events(stack.log_text().splitlines())
 
-    # By mailing: the request that created it, its start with the count, every attempt, its end.
+    # By mailing: the request that created it, its start with the count, every attempt, its
+    # end, its deletion.
     by_mailing = about(found, mailing_id=mailing.id)
     assert any(
         e["event"] == "request" and e["method"] == "POST" and e["status"] == 201 for e in by_mailing
     )
-    assert {"mailing created", "mailing started", "send attempt", "mailing finished"} <= names(
-        by_mailing
-    )
+    assert {
+        "mailing created",
+        "mailing started",
+        "send attempt",
+        "mailing finished",
+        "mailing deleted",
+    } <= names(by_mailing)
     assert about(by_mailing, event="mailing started")[0]["messages"] == 3
     attempts = about(by_mailing, event="send attempt")
-    assert len(attempts) == sum(Message.objects.values_list("attempts", flat=True))
+    assert len(attempts) == all_attempts
 
     # By message: every request to the API with its answer, and the status it led to.
-    message = Message.objects.get(phone="79160000017")
     by_message = about(found, message_id=message.id, event="send attempt")
     assert len(by_message) == message.attempts
     for attempt in by_message:
@@ -145,10 +129,39 @@ def test_logs_follow_each_mailing_message_and_client_and_hide_secrets(
     )
     assert about(by_client, event="client changed")[0]["fields"] == ["tag"]
     assert any(e["event"] == "request" and e["method"] == "DELETE" for e in by_client)
-    assert all(e["request_id"] == "r-1" for e in about(found, event="client created")[:1])
+    created = about(found, event="client created")
+    assert created, "the client's creation was not logged"
+    assert created[0]["request_id"] == "r-1"
 
     # Never a secret, in any form.
     everything = "\n".join(web_logs.lines) + stack.log_text()
     for secret in (probe.token, token, PASSWORD):
         assert secret
         assert secret not in everything
+
+    # The README's commands for compose, over what the containers would print: the JSON lines
+    # of every process (debug off) and whatever else they write (Celery's banner). No Docker
+    # here: `docker compose logs --no-log-prefix` is played by a script printing those lines.
+    output = web_logs.lines + stack.log_text().splitlines()
+    check_readme_log_commands(
+        readme_log_commands(docker=True),
+        log=output,
+        ids={"mailing_id": mailing.id, "message_id": message.id, "client_id": client_id},
+        cwd=tmp_path,
+        env={**os.environ, "PATH": f"{fake_docker(tmp_path, output)}:{os.environ['PATH']}"},
+    )
+
+
+def fake_docker(folder: Path, output: list[str]) -> Path:
+    """A `docker` that answers `docker compose logs --no-log-prefix` with `output`."""
+    (folder / "compose-output").write_text("".join(line + "\n" for line in output))
+    bin_ = folder / "fake-bin"
+    bin_.mkdir()
+    script = bin_ / "docker"
+    script.write_text(
+        "#!/bin/sh\n"
+        '[ "$*" = "compose logs --no-log-prefix" ] || { echo "docker $*?" >&2; exit 2; }\n'
+        f"exec cat {folder / 'compose-output'}\n"
+    )
+    script.chmod(0o755)
+    return bin_

@@ -3,7 +3,7 @@
 import functools
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, cast
 
 import pytest
@@ -17,7 +17,8 @@ from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 from notifier.mailings.tests.test_counts import kept as counts_kept
 from notifier.mailings.tests.test_counts import real as counts_real
 from notifier.sending import queries
-from notifier.sending.policy import Settlement, release
+from notifier.sending.policy import OUTSIDE_WINDOW, Settlement, release
+from notifier.sending.settings import EngineSettings
 from notifier.sending.tests.support import live_mailing, statuses
 
 pytestmark = pytest.mark.django_db
@@ -83,9 +84,9 @@ def test_fan_out_creates_one_pending_message_per_matching_client(
         start_at=now - SEC, end_at=now + HOUR, operator_codes=operator_codes, tags=tags
     )
 
-    created = queries.mailing_fan_out(mailing_id=mailing.id, now=now)
+    fan_out = queries.mailing_fan_out(mailing_id=mailing.id, now=now)
 
-    assert created == len(expected)
+    assert fan_out == queries.FanOut(len(expected), 0)
     messages = list(Message.objects.filter(mailing=mailing))
     assert {(m.client_id, m.phone) for m in messages} == {
         (directory[key].id, directory[key].phone) for key in expected
@@ -100,7 +101,7 @@ def test_fan_out_creates_one_pending_message_per_matching_client(
 def test_fan_out_twice_creates_nothing_new(directory):
     now = timezone.now()
     mailing = MailingFactory(start_at=now - SEC, end_at=now + HOUR)
-    assert queries.mailing_fan_out(mailing_id=mailing.id, now=now) == 5
+    assert queries.mailing_fan_out(mailing_id=mailing.id, now=now) == queries.FanOut(5, 0)
     ClientFactory()  # a client added after the start is not in this mailing
 
     assert queries.mailing_fan_out(mailing_id=mailing.id, now=now + SEC) is None
@@ -116,7 +117,7 @@ def test_fan_out_rerun_after_a_lost_mark_creates_no_duplicates(directory):
     queries.mailing_fan_out(mailing_id=mailing.id, now=now)
     Mailing.objects.filter(id=mailing.id).update(fanned_out_at=None)
 
-    assert queries.mailing_fan_out(mailing_id=mailing.id, now=now) == 0
+    assert queries.mailing_fan_out(mailing_id=mailing.id, now=now) == queries.FanOut(0, 0)
     assert Message.objects.filter(mailing=mailing).count() == 5
 
 
@@ -245,7 +246,9 @@ def _bulk_messages(mailing: Mailing, count: int) -> None:
             " FROM generate_series(1, %s) g",
             [tag, count],
         )
-    assert queries.mailing_fan_out(mailing_id=mailing.id, now=timezone.now()) == count
+    assert queries.mailing_fan_out(mailing_id=mailing.id, now=timezone.now()) == queries.FanOut(
+        count, 0
+    )
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
@@ -506,3 +509,40 @@ def test_compaction_folds_deltas_and_changes_no_count():
     assert counts_kept() == before == counts_real()
     assert not MessageCount.objects.filter(base=False).exists()
     assert MessageCount.objects.filter(mailing_id=mailing.id).count() == 2  # pending 0, sending 3
+
+
+# -- fan-out with a send window --------------------------------------------------------------
+
+
+def test_fan_out_with_a_window_gives_each_timezone_its_own_first_due_time():
+    """Office hours 09:00-18:00 at 12:00 UTC: open in Berlin (13:00), opening at 14:00 UTC
+    in New York (09:00 there), and in Tokyo (21:00) not before the mailing ends: those expire
+    at once, saying why, instead of at the end."""
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    berlin = ClientFactory.create_batch(2, timezone="Europe/Berlin")
+    new_york = ClientFactory(timezone="America/New_York")
+    tokyo = ClientFactory(timezone="Asia/Tokyo")
+    mailing = MailingFactory(
+        start_at=now - SEC,
+        end_at=now + 6 * HOUR,
+        send_window_start=time(9, 0),
+        send_window_end=time(18, 0),
+    )
+    schedule = EngineSettings.load().schedule
+
+    def first_attempt(mailing: Mailing, zone: str) -> datetime | None:
+        window = mailing.send_window
+        return schedule(end_at=mailing.end_at, window=window, zone=zone).next_attempt_at(now)
+
+    fan_out = queries.mailing_fan_out(mailing_id=mailing.id, now=now, first_attempt=first_attempt)
+
+    assert fan_out == queries.FanOut(created=4, expired=1)
+    rows = {m.client_id: m for m in Message.objects.filter(mailing=mailing)}
+    for client in berlin:
+        assert (rows[client.id].status, rows[client.id].next_attempt_at) == (S.PENDING, now)
+    assert rows[new_york.id].status == S.PENDING
+    assert rows[new_york.id].next_attempt_at == datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
+    assert rows[tokyo.id].status == S.EXPIRED
+    assert rows[tokyo.id].last_error == OUTSIDE_WINDOW
+    # Only what is due now is claimed.
+    assert {c.client_id for c in claim(mailing, now=now)} == {c.id for c in berlin}

@@ -9,6 +9,7 @@ from notifier.mailings.models import Mailing, Message
 from notifier.mailings.tests.factories import MessageFactory
 from notifier.sending.services import client_delete, mailing_cancel, mailing_delete
 from notifier.sending.tests.support import HOUR, live_mailing, sending, statuses
+from notifier.testing.logs import events, json_lines
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +52,24 @@ def test_delete_removes_the_mailing_and_its_messages():
 
     assert not Mailing.objects.filter(id=mailing.id).exists()
     assert not Message.objects.filter(mailing_id=mailing.id).exists()
+
+
+def test_every_line_of_a_deletion_names_the_mailing():
+    """`mailing deleted` once carried `mailing_id: null` (read after Django had cleared the id):
+    the deletion is the line an investigation most needs."""
+    mailing = live_mailing()
+    MessageFactory(mailing=mailing)
+    mailing_id = mailing.id
+
+    with json_lines(secrets=[]) as logs:
+        mailing_delete(mailing=mailing)
+
+    found = events(logs.lines)
+    assert [e["event"] for e in found if e["event"].startswith("mailing ")] == [
+        "mailing cancelled",
+        "mailing deleted",
+    ]
+    assert all(e["mailing_id"] == mailing_id for e in found), found
 
 
 def test_client_delete_cancels_its_unsent_messages_and_keeps_its_history():

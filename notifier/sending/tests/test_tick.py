@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from notifier.mailings.models import Mailing, Message
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
+from notifier.sending.models import TickClock
 from notifier.sending.tests.support import live_mailing, sending, statuses
 from notifier.sending.tick import TickReport, run
 
@@ -17,8 +18,17 @@ SEC = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
 
 
+LEASE = 30.0
+
+
+@pytest.fixture(autouse=True)
+def ticking() -> None:
+    """Beat has been ticking: leases that ran out were watched running out."""
+    TickClock.objects.create(id=1, ran_at=timezone.now())
+
+
 def tick(now: datetime | None = None, horizon: float = 3.0) -> TickReport:
-    return run(now=now or timezone.now(), horizon=horizon)
+    return run(now=now or timezone.now(), horizon=horizon, lease=LEASE)
 
 
 def test_tick_returns_claims_with_expired_leases_to_the_queue():
@@ -40,18 +50,29 @@ def test_tick_returns_claims_with_expired_leases_to_the_queue():
     assert report.finished == []
 
 
-def test_tick_expires_what_is_left_at_the_end():
+def test_tick_expires_what_is_left_at_the_end_saying_why():
     now = timezone.now()
     mailing = live_mailing(start_at=now - HOUR, end_at=now - SEC)
     pending = MessageFactory(mailing=mailing)
+    retrying = MessageFactory(mailing=mailing, attempts=3, last_error="HTTP 503")
     dead = sending(mailing, lease_until=now - SEC)
     sent = MessageFactory(mailing=mailing, status=S.SENT, sent_at=now - HOUR)
 
     report = tick(now)
 
-    assert report.expired == {mailing.id: 2}
+    assert report.expired == {mailing.id: 3}
     assert report.reclaimed == 0
-    assert statuses(mailing) == {pending.id: S.EXPIRED, dead.id: S.EXPIRED, sent.id: S.SENT}
+    assert statuses(mailing) == {
+        pending.id: S.EXPIRED,
+        retrying.id: S.EXPIRED,
+        dead.id: S.EXPIRED,
+        sent.id: S.SENT,
+    }
+    errors = dict(Message.objects.values_list("id", "last_error"))
+    assert errors[pending.id] == "expired: the mailing ended before it was sent"
+    assert errors[retrying.id] == (
+        "expired: the mailing ended before its next attempt; last error: HTTP 503"
+    )
     assert report.finished == [mailing.id]
     mailing.refresh_from_db()
     assert mailing.finished_at == now
@@ -67,6 +88,8 @@ def test_tick_waits_for_a_live_claim_of_an_ended_mailing():
 
     assert statuses(mailing) == {in_flight.id: S.SENDING}
     assert report.finished == []
+    for second in range(1, 6):  # beat ticks on, and the claim's lease runs out
+        tick(now + second * SEC)
     later = tick(now + 6 * SEC)
     assert statuses(mailing) == {in_flight.id: S.EXPIRED}
     assert later.finished == [mailing.id]
@@ -177,3 +200,35 @@ def test_tick_is_idempotent():
     second = tick(now)
     assert first.reclaimed == 1
     assert (second.reclaimed, second.expired.total(), second.cancelled) == (0, 0, 0)
+
+
+def test_after_a_silence_claims_get_a_new_lease_instead_of_being_requeued():
+    """The database was down for longer than a lease: the worker holding the claim may be
+    alive, waiting to write a delivery. Requeueing would send it twice."""
+    now = timezone.now()
+    mailing = live_mailing()
+    held = sending(mailing, lease_until=now + 20 * SEC)
+
+    report = tick(now + 31 * SEC)  # nothing ticked in between
+
+    assert report.reclaimed == 0
+    held.refresh_from_db()
+    assert held.status == S.SENDING
+    assert held.lease_until == now + 31 * SEC + timedelta(seconds=LEASE)
+    # Watched from then on, a lease that runs out means a dead worker again.
+    reclaimed = [tick(now + second * SEC).reclaimed for second in range(32, 32 + int(LEASE) + 2)]
+    assert sum(reclaimed) == 1
+    held.refresh_from_db()
+    assert held.status == S.PENDING
+
+
+def test_the_first_tick_ever_renews_leases_rather_than_trusting_them():
+    """No earlier tick: nobody knows whether a worker holding a claim is alive."""
+    TickClock.objects.all().delete()
+    now = timezone.now()
+    held = sending(live_mailing(), lease_until=now - SEC)
+
+    assert tick(now).reclaimed == 0
+
+    held.refresh_from_db()
+    assert (held.status, held.lease_until) == (S.SENDING, now + timedelta(seconds=LEASE))
