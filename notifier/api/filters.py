@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 
 from notifier.api.fields import did_you_mean
-from notifier.clients.models import Client
+from notifier.clients.models import TAG_MAX_LENGTH, Client, operator_code_validator
 from notifier.clients.phones import PHONE_INPUT_MAX_LENGTH, PHONE_INPUT_PATTERN, PhoneFormField
 from notifier.mailings.models import Mailing, Message
 from notifier.mailings.selectors import mailing_status_q
@@ -80,7 +80,19 @@ class PhoneFilter(django_filters.CharFilter):
     field_class = PhoneFormField
 
 
+# Text without NUL, which Django's form fields refuse (no database could compare it).
+NO_NUL = "^[^\\u0000]*$"
+
+
 class ClientListFilter(StrictFilterSet):
+    # Bounded like the fields they compare with, in the schema as in the check.
+    tag = extend_schema_field({"type": "string", "maxLength": TAG_MAX_LENGTH, "pattern": NO_NUL})(
+        django_filters.CharFilter(max_length=TAG_MAX_LENGTH)
+    )
+    operator_code = extend_schema_field({"type": "string", "pattern": "^([0-9]{3})?$"})(
+        django_filters.CharFilter(validators=[operator_code_validator])
+    )
+
     class Meta:
         model = Client
         fields = ["tag", "operator_code"]

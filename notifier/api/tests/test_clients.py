@@ -308,6 +308,9 @@ def test_empty_tag_filter_means_clients_without_a_tag(api):
     [
         ("tags=vip", "tags", "Unknown query parameter. Did you mean 'tag'?"),
         ("colour=red", "colour", "Unknown query parameter."),
+        ("operator_code=91", "operator_code", "Enter a mobile operator code of exactly 3 digits."),
+        ("tag=" + "x" * 65, "tag", "Ensure this value has at most 64 characters (it has 65)."),
+        ("tag=a%00b", "tag", "Null characters are not allowed."),
         ("tag=a&tag=b", "tag", "Give this parameter once."),
         ("page=0", "page", "Must be a positive integer."),
         ("page=", "page", "Must be a positive integer."),
