@@ -213,7 +213,7 @@ class MessageCount(models.Model):
     A count is the sum of its rows: one `base` row per (mailing, status) and, on PostgreSQL,
     delta rows that triggers append. Appending takes no lock that another writer needs, so
     concurrent claims and settlements never wait on a shared counter; the engine's tick folds
-    the deltas into the base rows (`message_counts_compact`). SQLite, one writer at a time,
+    the deltas into the base rows (`sending.queries.rollups_compact`). SQLite, one writer at a time,
     updates the base rows directly."""
 
     mailing_id = models.BigIntegerField()  # no foreign key: rows outlive a deleted mailing at 0
@@ -233,3 +233,34 @@ class MessageCount(models.Model):
 
     def __str__(self) -> str:
         return f"Mailing {self.mailing_id}: {self.number:+} {self.status}"
+
+
+class MessageMinute(models.Model):
+    """How many messages of each mailing reached each final status in each minute: the time
+    series of the console and the daily report, kept by database triggers as messages
+    settle (migration 0006), so that no page scans the message table.
+
+    Like `MessageCount`: on PostgreSQL triggers append delta rows that the tick folds into
+    one `base` row per (mailing, minute, status); SQLite updates the base rows directly."""
+
+    mailing_id = models.BigIntegerField()  # no foreign key: the history outlives a mailing
+    minute = models.DateTimeField()  # the start of the minute (UTC) the status was reached in
+    status = models.CharField(max_length=16, choices=MessageStatus.choices)
+    number = models.BigIntegerField(default=0)
+    base = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailing_id", "minute", "status"],
+                condition=models.Q(base=True),
+                name="message_minute_base",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["minute", "mailing_id"], name="message_minute_idx"),
+            models.Index(fields=["mailing_id", "minute"], name="message_minute_mailing_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Mailing {self.mailing_id} at {self.minute:%H:%M}: {self.number:+} {self.status}"

@@ -5,7 +5,7 @@ from typing import TypedDict
 from django.db.models import Q, QuerySet, Sum
 
 from notifier.clients.models import Client
-from notifier.mailings.models import Mailing, Message, MessageCount, may_send_q
+from notifier.mailings.models import Mailing, Message, MessageCount, MessageMinute, may_send_q
 
 
 class MessageCounts(TypedDict):
@@ -79,3 +79,34 @@ def message_list(
     if client is not None:
         messages = messages.filter(client=client)
     return messages.order_by("id")
+
+
+def message_outcomes_between(
+    *, since: datetime, until: datetime, mailing_ids: Iterable[int] | None = None
+) -> dict[int, dict[str, int]]:
+    """Messages that reached each final status in `[since, until)` (whole minutes), by
+    mailing, from the per-minute rollup: `{mailing_id: {status: n}}`, every final status
+    present."""
+    rows = MessageMinute.objects.filter(minute__gte=since, minute__lt=until)
+    if mailing_ids is not None:
+        rows = rows.filter(mailing_id__in=list(mailing_ids))
+    result: dict[int, dict[str, int]] = {}
+    for mailing_id, status, n in (
+        rows.values_list("mailing_id", "status").annotate(n=Sum("number")).order_by()
+    ):
+        counts = result.setdefault(mailing_id, dict.fromkeys(Message.FINAL_STATUSES, 0))
+        counts[status] += n
+    return result
+
+
+def message_outcomes_per_minute(
+    *, since: datetime, until: datetime, mailing_id: int | None = None
+) -> list[tuple[datetime, str, int]]:
+    """(minute, final status, messages) for each minute of `[since, until)` that had any,
+    in time order, over all mailings or one."""
+    rows = MessageMinute.objects.filter(minute__gte=since, minute__lt=until)
+    if mailing_id is not None:
+        rows = rows.filter(mailing_id=mailing_id)
+    return list(
+        rows.values_list("minute", "status").annotate(n=Sum("number")).order_by("minute", "status")
+    )

@@ -6,10 +6,12 @@ ORM is synchronous), so the event loop only ever waits on the network.
 """
 
 import asyncio
+import bisect
 import contextlib
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 from django.db import InterfaceError, OperationalError, connection
 
 from notifier.core import logging, metrics
+from notifier.core.metrics import LATENCY_BUCKETS
 from notifier.integrations.probe.client import (
     Delivered,
     Outcome,
@@ -154,6 +157,8 @@ class Dispatcher:
         self._claims_db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-claims")
         self._settle_db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-settle")
         self._settled: list[Settlement] = []
+        # Requests by (minute, outcome, latency bucket), for the attempts rollup.
+        self._attempts: Counter[tuple[datetime, str, int]] = Counter()
         self._outstanding = 0  # claimed messages not yet done with
         self._sending = 0  # of which requests under way
         self._done = 0  # requests started, for the send rate (releases are not sends)
@@ -365,7 +370,10 @@ class Dispatcher:
             )
         finally:
             self._sending -= 1
-        metrics.record_attempt(type(outcome).__name__.lower(), outcome.latency)
+        kind = type(outcome).__name__.lower()
+        metrics.record_attempt(kind, outcome.latency)
+        minute = now.replace(second=0, microsecond=0)
+        self._attempts[(minute, kind, bisect.bisect_left(LATENCY_BUCKETS, outcome.latency))] += 1
         self._on_outcome(claim, outcome)
 
     def _schedule(self, claim: queries.Claim) -> Schedule:
@@ -444,12 +452,15 @@ class Dispatcher:
         # request (two writes to its shared file per request cost a measurable share).
         metrics.in_flight.set(self._sending)
         batch, self._settled = self._settled, []
-        if not batch:
+        attempts, self._attempts = self._attempts, Counter()
+        if not batch and not attempts:
             return False
         try:
             written = await self._db(self._settle_db, queries.messages_settle, settlements=batch)
+            await self._db(self._settle_db, queries.attempts_record, counts=attempts)
         except Exception as exc:
             self._settled = batch + self._settled  # kept, in order, for the next write
+            self._attempts.update(attempts)
             self.database.failed(exc, held=len(self._settled))
             return True
         self.database.answered()

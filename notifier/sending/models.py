@@ -10,3 +10,30 @@ class TickClock(models.Model):
 
     def __str__(self) -> str:
         return f"tick at {self.ran_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AttemptMinute(models.Model):
+    """Requests to the external API per minute, by outcome and latency bucket (the bounds of
+    `notifier.core.metrics.LATENCY_BUCKETS`, index `len(...)` beyond the last): the API's
+    health as the engine saw it, for the console and the daily report. Each send loop
+    appends a row per (minute, outcome, bucket) it saw at each write of outcomes; the tick
+    folds them into one `base` row each."""
+
+    minute = models.DateTimeField()
+    outcome = models.CharField(max_length=16)  # delivered, transient, permanent, unauthorized
+    bucket = models.PositiveSmallIntegerField()
+    number = models.BigIntegerField(default=0)
+    base = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "outcome", "bucket"],
+                condition=models.Q(base=True),
+                name="attempt_minute_base",
+            )
+        ]
+        indexes = [models.Index(fields=["minute"], name="attempt_minute_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%H:%M} {self.outcome} bucket {self.bucket}: {self.number}"

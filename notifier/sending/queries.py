@@ -311,23 +311,57 @@ def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
         return Counter(status for (status,) in cursor.fetchall())
 
 
-# -- counts ----------------------------------------------------------------------------------
+# -- rollups --------------------------------------------------------------------------------
+
+# The tables whose rows add up (delta rows appended on PostgreSQL, one base row per key), and
+# their keys.
+ROLLUPS = {
+    "mailings_messagecount": ("mailing_id", "status"),
+    "mailings_messageminute": ("mailing_id", "minute", "status"),
+    "sending_attemptminute": ("minute", "outcome", "bucket"),
+}
+ATTEMPTS = (("minute", "timestamptz"), ("outcome", "varchar"), ("bucket", "int"), ("n", "int"))
 
 
-def message_counts_compact() -> int:
-    """Fold the delta rows the count triggers appended into the base rows (PostgreSQL; SQLite
+def rollups_compact() -> int:
+    """Fold the delta rows appended to each rollup into its base rows (PostgreSQL; SQLite
     keeps base rows only). Concurrent runs are safe. Returns the rows folded."""
     if not _postgres():
         return 0
+    folded = 0
     with connection.cursor() as cursor:
-        # Base rows are locked in key order: two compactions cannot deadlock.
-        cursor.execute(
-            "WITH moved AS (DELETE FROM mailings_messagecount WHERE NOT base"
-            " RETURNING mailing_id, status, number)"
-            " INSERT INTO mailings_messagecount (mailing_id, status, number, base)"
-            " SELECT mailing_id, status, sum(number), true FROM moved"
-            " GROUP BY mailing_id, status ORDER BY mailing_id, status"
-            " ON CONFLICT (mailing_id, status) WHERE base"
-            " DO UPDATE SET number = mailings_messagecount.number + EXCLUDED.number"
-        )
-        return cursor.rowcount
+        for table, key in ROLLUPS.items():
+            columns = ", ".join(key)
+            # Base rows are locked in key order: two compactions cannot deadlock.
+            cursor.execute(
+                f"WITH moved AS (DELETE FROM {table} WHERE NOT base RETURNING {columns}, number)"
+                f" INSERT INTO {table} ({columns}, number, base)"
+                f" SELECT {columns}, sum(number), true FROM moved"
+                f" GROUP BY {columns} ORDER BY {columns}"
+                f" ON CONFLICT ({columns}) WHERE base"
+                f" DO UPDATE SET number = {table}.number + EXCLUDED.number"
+            )
+            folded += cursor.rowcount
+    return folded
+
+
+def attempts_record(counts: dict[tuple[datetime, str, int], int]) -> None:
+    """Add requests to the external API, counted by (minute, outcome, latency bucket), to
+    the attempts rollup: appended as delta rows on PostgreSQL (no lock another worker waits
+    for), added to the base rows on SQLite (one writer at a time anyway)."""
+    if not counts:
+        return
+    rows = json.dumps(
+        [[_text(m), outcome, bucket, n] for (m, outcome, bucket), n in counts.items()]
+    )
+    table, key = "sending_attemptminute", ", ".join(ROLLUPS["sending_attemptminute"])
+    insert = f"INSERT INTO {table} ({key}, number, base) SELECT minute, outcome, bucket, n"
+    with connection.cursor() as cursor:
+        if _postgres():
+            cursor.execute(f"{insert}, false FROM {_json_rows(ATTEMPTS, 'r')}", [rows])
+        else:
+            cursor.execute(
+                f"{insert}, true FROM {_json_rows(ATTEMPTS, 'r')} WHERE true"
+                f" ON CONFLICT ({key}) WHERE base DO UPDATE SET number = number + EXCLUDED.number",
+                [rows],
+            )

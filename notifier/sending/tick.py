@@ -196,8 +196,9 @@ def finish_done(*, now: datetime) -> list[int]:
 
 
 def compact_counts() -> int:
-    """Fold the statistics' delta rows, so that reading them stays a few rows per mailing."""
-    return queries.message_counts_compact()
+    """Fold the delta rows of the counts and the per-minute rollups, so that reading them
+    stays a few rows per mailing (and minute)."""
+    return queries.rollups_compact()
 
 
 def work_due(*, now: datetime) -> bool:

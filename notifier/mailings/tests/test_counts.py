@@ -2,6 +2,7 @@
 messages (the ORM, bulk updates, raw SQL, deletes), the counts equal a real COUNT(*)."""
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -9,7 +10,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from notifier.clients.tests.factories import ClientFactory
-from notifier.mailings.models import Message, MessageCount
+from notifier.mailings.models import Message, MessageCount, MessageMinute
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -66,3 +67,48 @@ def test_deleting_a_mailing_takes_its_counts_to_zero():
     mailing.delete()
 
     assert kept() == Counter()
+
+
+# -- the per-minute rollup of outcomes -------------------------------------------------------
+
+
+def minutes() -> Counter:
+    rows = MessageMinute.objects.values_list("mailing_id", "status").annotate(n=Sum("number"))
+    return Counter({(m, s): n for m, s, n in rows if n})
+
+
+def test_each_message_reaching_a_final_status_is_counted_in_its_minute():
+    mailing = MailingFactory()
+    messages = MessageFactory.create_batch(5, mailing=mailing)
+    Message.objects.filter(id__in=[m.id for m in messages[:3]]).update(
+        status="sent", sent_at=timezone.now()
+    )
+    Message.objects.filter(id=messages[3].id).update(status="failed")
+    Message.objects.filter(id=messages[4].id).update(status="sending")  # not final: not here
+
+    assert minutes() == Counter({(mailing.id, "sent"): 3, (mailing.id, "failed"): 1})
+    minute = MessageMinute.objects.values_list("minute", flat=True).first()
+    now = timezone.now()
+    assert minute is not None
+    assert minute.second == 0
+    assert now - timedelta(minutes=1) < minute <= now
+
+
+def test_a_status_set_again_is_not_counted_twice_and_a_final_insert_counts():
+    mailing = MailingFactory()
+    message = MessageFactory(mailing=mailing, status="expired")  # as fan-out expires some
+    Message.objects.filter(id=message.id).update(status="expired", last_error="again")
+
+    assert minutes() == Counter({(mailing.id, "expired"): 1})
+
+
+def test_the_rollup_outlives_the_mailing():
+    """The history of what was delivered when stays, as sent messages stay in the report."""
+    mailing = MailingFactory()
+    message = MessageFactory(mailing=mailing)
+    Message.objects.filter(id=message.id).update(status="sent", sent_at=timezone.now())
+
+    mailing_id = mailing.id
+    mailing.delete()
+
+    assert minutes() == Counter({(mailing_id, "sent"): 1})

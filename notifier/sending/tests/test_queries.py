@@ -17,6 +17,7 @@ from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 from notifier.mailings.tests.test_counts import kept as counts_kept
 from notifier.mailings.tests.test_counts import real as counts_real
 from notifier.sending import queries
+from notifier.sending.models import AttemptMinute
 from notifier.sending.policy import OUTSIDE_WINDOW, Settlement, release
 from notifier.sending.settings import EngineSettings
 from notifier.sending.tests.support import live_mailing, statuses
@@ -504,7 +505,7 @@ def test_compaction_folds_deltas_and_changes_no_count():
     Message.objects.filter(mailing=mailing).update(status="sending")
     before = counts_kept()
 
-    queries.message_counts_compact()
+    queries.rollups_compact()
 
     assert counts_kept() == before == counts_real()
     assert not MessageCount.objects.filter(base=False).exists()
@@ -546,3 +547,18 @@ def test_fan_out_with_a_window_gives_each_timezone_its_own_first_due_time():
     assert rows[tokyo.id].last_error == OUTSIDE_WINDOW
     # Only what is due now is claimed.
     assert {c.client_id for c in claim(mailing, now=now)} == {c.id for c in berlin}
+
+
+# -- the attempts rollup ---------------------------------------------------------------------
+
+
+def test_attempts_add_up_per_minute_outcome_and_bucket_and_compact():
+    minute = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    queries.attempts_record({(minute, "delivered", 3): 5, (minute, "transient", 9): 1})
+    queries.attempts_record({(minute, "delivered", 3): 2})
+
+    queries.rollups_compact()
+
+    rows = AttemptMinute.objects.filter(number__gt=0).values_list("outcome", "bucket", "number")
+    assert sorted(rows) == [("delivered", 3, 7), ("transient", 9, 1)]
+    assert not AttemptMinute.objects.filter(base=False).exists()
