@@ -7,7 +7,6 @@ var/bench/, untracked; `--out docs` (`make bench-report`) rewrites the committed
 """
 
 import argparse
-import asyncio
 import atexit
 import math
 import os
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 SIZES: dict[str, dict[str, Any]] = {
     "small": {
         "dispatch": 2_000,
+        "defaults": 5_000,
         "fanout": 20_000,
         "stats": 100_000,
         "start": 20,
@@ -44,6 +44,7 @@ SIZES: dict[str, dict[str, Any]] = {
     },
     "full": {
         "dispatch": 100_000,
+        "defaults": 100_000,
         "fanout": 1_000_000,
         "stats": 10_000_000,
         "start": 100,
@@ -52,6 +53,7 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 LATENCIES = {0: 0.5, 10: None, 100: 0.8}  # ms: the target ratio to the ceiling, if any
+DEFAULT_TARGETS = {0: 0.5, 100: 0.8}  # the same, for the service at its default settings
 REPEATS = {0: 3, 10: 3, 100: 1}  # ceiling and service alternated; medians (100 ms is steady)
 MEMORY_TARGET_MB = 200
 IN_FLIGHT = 100
@@ -157,42 +159,26 @@ def dispatch(scenario: str, n: int, latency_ms: int, system: System) -> Run:
     raise RuntimeError(f"dispatch of {n} did not finish: {sent} sent")
 
 
-def ceiling(n: int, latency_ms: int, system: System) -> Run:
-    """A bare async client: no database, no Celery, the same simulator and in-flight limit."""
-    import aiohttp
-
-    async def run() -> float:
-        limit = asyncio.Semaphore(IN_FLIGHT)
-        connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
-        url, headers = system.probe.url, {"Authorization": f"Bearer {system.probe.token}"}
-        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-
-            async def one(i: int) -> None:
-                async with (
-                    limit,
-                    session.post(
-                        f"{url}/send/{i}",
-                        json={"id": i, "phone": 79160000000, "text": "x"},
-                    ) as response,
-                ):
-                    await response.read()
-
-            started = time.perf_counter()
-            await asyncio.gather(*(one(i) for i in range(1, n + 1)))
-            return n / (time.perf_counter() - started)
+def ceiling(n: int, latency_ms: int, system: System, *, in_flight: int = IN_FLIGHT) -> Run:
+    """A bare async client: no database, no Celery, the same simulator."""
+    from notifier.testing.bare import send_all
 
     probe = system.probe
     probe.reset()
     probe.set_faults(latency_ms=latency_ms)
     cpu_before = measure.cpu_seconds(system.components)
-    rate = asyncio.run(run())
+    rate, _ = send_all(probe.url, probe.token or "", count=n, in_flight=in_flight)
     cpu = measure.cpu_us_per_item(system.components, since=cpu_before, items=n)
     return Run("dispatch", n, latency_ms, 0, rate, cpu, [])
 
 
 @contextmanager
-def running_system(*, workers: int = 1, in_flight: int = IN_FLIGHT) -> Iterator[System]:
-    """The simulator, `workers` worker processes (`in_flight` requests each) and beat."""
+def running_system(
+    *, workers: int = 1, in_flight: int = IN_FLIGHT, defaults: bool = False
+) -> Iterator[System]:
+    """The simulator, `workers` worker processes (`in_flight` requests each) and beat; with
+    `defaults`, one bin/worker as the Procfile starts it, every engine setting at its
+    default (a worker process per core, the in-flight limit found below its maximum)."""
     from notifier.testing.stack import Stack
     from probe_sim.testing import ProbeProcess
 
@@ -212,12 +198,22 @@ def running_system(*, workers: int = 1, in_flight: int = IN_FLIGHT) -> Iterator[
             LOG_LEVEL="INFO",
             SENDING_REQUEST_TIMEOUT="10",
         )
+        if defaults:
+            for name in [n for n in stack.env if n.startswith("SENDING_")] + ["WORKER_PROCESSES"]:
+                del stack.env[name]
+            workers = 1
         try:
             for i in range(workers):
                 stack.start("worker", label=f"worker-{i}")
             stack.start("beat")
             time.sleep(3)  # beat and the workers' first tick are starting up: not our CPU
-            pids = [p.pid for label, p in stack.processes.items() if label != "beat"]
+            # bin/worker stays in front of its worker processes (one per core by default).
+            pids = [
+                child
+                for label, p in stack.processes.items()
+                if label != "beat"
+                for child in measure.children(p.pid)
+            ]
             ((backend,),) = sql("SELECT pg_backend_pid()")
             components = {
                 "worker": pids,
@@ -230,6 +226,43 @@ def running_system(*, workers: int = 1, in_flight: int = IN_FLIGHT) -> Iterator[
             yield System(probe, stack, pids, components)
         finally:
             stack.stop()
+
+
+def scenario_defaults(n: int, results: Results) -> None:
+    """What a user gets: the service as the Procfile starts it, every setting at its default,
+    against the bare client at its best, with 100, 500 or 1,000 requests in flight (the
+    ceiling does not share the service's limits)."""
+    reset_data(n)
+    with running_system(defaults=True) as system:
+        for latency, target in DEFAULT_TARGETS.items():
+            pairs = []
+            for _ in range(REPEATS[latency]):
+                bare = max(
+                    (ceiling(n, latency, system, in_flight=f) for f in (100, 500, 1000)),
+                    key=lambda run: run.rate,
+                )
+                service = dispatch("defaults", n, latency, system)
+                sql("TRUNCATE mailings_message, mailings_mailing CASCADE")
+                results.runs += [bare, service]
+                pairs.append((service.rate, bare.rate))
+            service_rate = statistics.median(s for s, _ in pairs)
+            bare_rate = statistics.median(b for _, b in pairs)
+            label = (
+                f"{n:,} messages, defaults ({len(system.workers)} worker processes),"
+                f" simulator at {latency} ms"
+            )
+            results.add(
+                Figure("defaults", f"{label}: service", service_rate, "msg/s", "", None),
+                Figure("defaults", f"{label}: best bare client", bare_rate, "msg/s", "", None),
+                ratio_to_ceiling(
+                    "defaults",
+                    f"{label}: ratio",
+                    ratio=statistics.median(s / b for s, b in pairs),
+                    service=service_rate,
+                    ceiling=bare_rate,
+                    target=target,
+                ),
+            )
 
 
 def scenario_dispatch(n: int, results: Results, *, profile: bool = False) -> None:
@@ -534,6 +567,7 @@ def _memory() -> str:
 
 
 SCENARIOS: dict[str, Callable[..., None]] = {
+    "defaults": scenario_defaults,
     "dispatch": scenario_dispatch,
     "fanout": scenario_fanout,
     "stats": scenario_stats,

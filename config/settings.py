@@ -198,7 +198,10 @@ SENDING = {
     "PROBE_URL": PROBE_URL,
     "PROBE_TOKEN": PROBE_TOKEN,
     "REQUEST_TIMEOUT": env.float("SENDING_REQUEST_TIMEOUT", default=10.0),
-    "IN_FLIGHT": env.int("SENDING_IN_FLIGHT", default=100),
+    # The most requests in flight per worker: the send loop finds its limit below this.
+    "IN_FLIGHT": env.int("SENDING_IN_FLIGHT", default=1000),
+    # Requests per second to the API over all workers; 0: no limit but the provider's.
+    "RATE_LIMIT": env.float("SENDING_RATE_LIMIT", default=0.0),
     "BACKOFF_BASE": env.float("SENDING_BACKOFF_BASE", default=1.0),
     "BACKOFF_MAX": env.float("SENDING_BACKOFF_MAX", default=60.0),
     "START_WINDOW": env.float("SENDING_START_WINDOW", default=0.5),

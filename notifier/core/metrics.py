@@ -11,6 +11,9 @@ Recorded by the engine, in the worker processes (the functions and gauge below):
   send loop last set it (at each pass of its feeder and each write of outcomes).
 - `notifier_messages_final_total{status}` (counter): messages that reached a final status:
   sent, failed, expired, cancelled.
+- `notifier_sending_in_flight_limit` (gauge): the in-flight limits the send loops found (see
+  `sending.limits.ConcurrencyLimit`), summed over the workers.
+- `notifier_throttled_total{status}` (counter): 429 and 503 answers, the provider's push-back.
 
 Read from the database at each scrape (one GROUP BY each, bounded by a statement timeout on
 PostgreSQL; see `notifier.ops.selectors`):
@@ -98,6 +101,17 @@ in_flight = Gauge(
     "notifier_probe_requests_in_flight",
     "Requests to the external sending API under way, over all worker processes.",
     multiprocess_mode="livesum",
+)
+
+in_flight_limit = Gauge(
+    "notifier_sending_in_flight_limit",
+    "The in-flight limits the send loops found (adaptive concurrency), over all workers.",
+    multiprocess_mode="livesum",
+)
+throttled = Counter(
+    "notifier_throttled_total",
+    "Answers of the external API asking us to slow down (429, 503) or to wait (Retry-After).",
+    ["status"],
 )
 
 # Every label value exists from the start: a rate over a series that appears late is wrong.

@@ -8,7 +8,9 @@ ORM is synchronous), so the event loop only ever waits on the network.
 import asyncio
 import bisect
 import contextlib
+import os
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -30,6 +32,7 @@ from notifier.integrations.probe.client import (
 )
 from notifier.mailings.models import Message
 from notifier.sending import queries
+from notifier.sending.limits import Admission, store_for
 from notifier.sending.policy import Schedule, Settlement, postpone, release, settle
 from notifier.sending.settings import EngineSettings
 
@@ -126,6 +129,23 @@ class DatabaseGate:
         self.retry_at = 0.0
 
 
+_admission: Admission | None = None
+
+
+def admission_for(config: EngineSettings) -> Admission:
+    """This process's admission control: made once, so that the concurrency limit it learnt
+    outlives a dispatch run."""
+    global _admission
+    if _admission is None:
+        _admission = Admission(
+            in_flight=config.in_flight,
+            rate_limit=config.rate_limit,
+            store=store_for(config.broker_url),
+            owner=f"{socket.gethostname()}-{os.getpid()}",
+        )
+    return _admission
+
+
 # Set when the worker is asked to stop (a warm shutdown): the send loop claims nothing more,
 # lets what is under way finish and writes every outcome it holds, for at most
 # `shutdown_timeout` seconds.
@@ -140,8 +160,9 @@ def poke() -> None:
 
 
 class Dispatcher:
-    """The feeder claims messages as slots free up and queues them; `in_flight` lanes take
-    them from the queue, one request at a time each; the flusher writes outcomes back. Claims
+    """The feeder claims messages as slots free up and queues them; lanes take them from the
+    queue, one request at a time each, as many lanes as the in-flight limit admission control
+    found (`limits.ConcurrencyLimit`); the flusher writes outcomes back. Claims
     and settlements run on database threads of their own, so neither ever waits for the
     other, and sending never waits for either.
 
@@ -150,7 +171,13 @@ class Dispatcher:
     recent send rate, so a claimed message waits for a slot a fraction of `start_window` at
     most (past it, it is released unsent)."""
 
-    def __init__(self, config: EngineSettings, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: EngineSettings,
+        *,
+        rng: random.Random | None = None,
+        admission: Admission | None = None,
+    ) -> None:
         self.config = config
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         # One connection each: a claim never queues behind a settlement.
@@ -165,6 +192,7 @@ class Dispatcher:
         self._rate = 0.0  # requests per second, smoothed
         self.gate = credentials
         self.database = DatabaseGate()
+        self.admission = admission or admission_for(config)
         self._live: list[int] = []
         self._live_at = -LIVE_REFRESH
         self._rotation = 0
@@ -202,7 +230,8 @@ class Dispatcher:
             token=self.config.probe_token,
             max_connections=self.config.in_flight,
         ) as probe:
-            lanes = [asyncio.create_task(self._lane(probe)) for _ in range(self.config.in_flight)]
+            self._probe = probe
+            self._lanes: set[asyncio.Task[None]] = set()
             flusher = asyncio.create_task(self._flush_loop())
             try:
                 more = await self._feed(deadline)
@@ -214,7 +243,7 @@ class Dispatcher:
                 if self._outstanding:
                     self._all_done.clear()
                     await self._all_done.wait()
-                for lane in lanes:
+                for lane in list(self._lanes):
                     lane.cancel()  # all of them wait on the empty queue by now
                 self._stopping.set()
                 await flusher
@@ -251,11 +280,12 @@ class Dispatcher:
                 self._rate = 0.5 * self._rate + 0.5 * recent
                 rate_at, done_at_rate = now, self._done
             metrics.in_flight.set(self._sending)
+            self._staff_lanes()
             claimed = 0
             wanted = self._wanted()
             if wanted and now >= max(self.gate.closed_until, self.database.retry_at):
                 try:
-                    claimed = await self._claim(wanted)
+                    claimed = await self._admit_and_claim(wanted)
                 except DATABASE_ERRORS as exc:
                     self.database.failed(exc, held=len(self._settled))
                 else:
@@ -268,20 +298,34 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._slot_freed.wait(), FLUSH_EVERY)
             elif not claimed:
-                await asyncio.sleep(IDLE_POLL)
+                # Held back by the rate limit: only until its next token, not a whole poll.
+                await asyncio.sleep(self.admission.rate_wait or IDLE_POLL)
 
-    def _prefetch(self) -> int:
+    def _prefetch(self, limit: int) -> int:
         """How many claimed messages may wait for a slot: what the recent rate sends within a
-        quarter of the start window, at most half the pool."""
-        return min(self.config.in_flight // 2, int(self._rate * self.config.start_window / 4))
+        quarter of the start window, at most half the in-flight limit."""
+        return min(limit // 2, int(self._rate * self.config.start_window / 4))
 
     def _wanted(self) -> int:
         """How many messages to claim now (0: not worth a round trip yet)."""
         if self.gate.probing:
             return 0 if self._outstanding else 1
-        free = self.config.in_flight + self._prefetch() - self._outstanding
-        # Claim in batches of a tenth of the pool, or whatever is free when nothing is out.
-        return free if free >= max(1, self.config.in_flight // 10) or not self._outstanding else 0
+        limit = self.admission.concurrency.value
+        free = limit + self._prefetch(limit) - self._outstanding
+        # Claim in batches of a tenth of the limit, or whatever is free when nothing is out.
+        return free if free >= max(1, limit // 10) or not self._outstanding else 0
+
+    async def _admit_and_claim(self, wanted: int) -> int:
+        """Claim what admission control lets through of `wanted` (the shared pause and rate
+        limit are read on the claims thread, beside the claims)."""
+        admitted = await self._db(
+            self._claims_db, self.admission.admit, wanted=wanted, outstanding=self._outstanding
+        )
+        if not admitted:
+            return 0
+        claimed = await self._claim(admitted)
+        self.admission.claimed(claimed)
+        return claimed
 
     async def _claim(self, wanted: int) -> int:
         now = _now()
@@ -311,9 +355,21 @@ class Dispatcher:
             claimed += len(claims)
         return claimed
 
+    def _staff_lanes(self) -> None:
+        """As many lanes as the in-flight limit: a lane beyond it ends after its request."""
+        while len(self._lanes) < self.admission.concurrency.value:
+            lane = asyncio.create_task(self._lane(self._probe))
+            self._lanes.add(lane)
+            lane.add_done_callback(self._lanes.discard)
+
     async def _lane(self, probe: ProbeClient) -> None:
-        """One request at a time, for as long as the run lasts (cancelled at its end)."""
+        """One request at a time, while the in-flight limit has room for this lane (cancelled
+        at the end of the run)."""
+        me = asyncio.current_task()
         while True:
+            if len(self._lanes) > self.admission.concurrency.value:
+                self._lanes.discard(me)
+                return
             claim, claimed_at = await self._queue.get()
             try:
                 await self._attempt(probe, claim, claimed_at)
@@ -330,9 +386,12 @@ class Dispatcher:
         time_left = (claim.mailing.end_at - now).total_seconds()
         schedule = self._schedule(claim)
         late = time.monotonic() - claimed_at > self.config.start_window
-        # Claimed before a refusal of our credentials: the pause applies to it too.
-        refused = time.monotonic() < self.gate.closed_until or (
-            self.gate.probing and self._sending > 0
+        # Claimed before a refusal of our credentials or the provider's request to wait: the
+        # pause applies to it too.
+        refused = (
+            time.monotonic() < self.gate.closed_until
+            or (self.gate.probing and self._sending > 0)
+            or self.admission.paused(time.time())
         )
         if late or refused or now >= schedule.last_start:
             # Too late to start (someone may have cancelled it since, or the mailing's end
@@ -383,6 +442,10 @@ class Dispatcher:
         )
 
     def _on_outcome(self, claim: queries.Claim, outcome: Outcome) -> None:
+        tell_others = self.admission.answered(outcome, in_flight=self._sending)
+        if tell_others is not None:
+            task = asyncio.ensure_future(self._db(self._claims_db, tell_others))
+            task.add_done_callback(_log_failure)
         pause = self.config.auth_pause
         if isinstance(outcome, Unauthorized):
             pause = self.gate.refused(
@@ -468,6 +531,11 @@ class Dispatcher:
             if status in Message.FINAL_STATUSES:
                 metrics.record_final(status, count)
         return bool(self._settled)
+
+
+def _log_failure(task: "asyncio.Future[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the other workers could not be told", error=str(task.exception()))
 
 
 def _now() -> datetime:

@@ -37,3 +37,19 @@ class AttemptMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.minute:%H:%M} {self.outcome} bucket {self.bucket}: {self.number}"
+
+
+class Throttle(models.Model):
+    """What the workers share of admission control when the broker is not Redis (one row):
+    the rate limit's token bucket, and the provider's request to wait (`Retry-After`), with
+    the one probe that may go when the wait is over. See `sending.limits`."""
+
+    tokens = models.FloatField(default=0.0)
+    refilled_at = models.FloatField()  # wall clock, seconds
+    paused_until = models.FloatField(default=0.0)  # wall clock; 0: not paused
+    pause_reason = models.CharField(max_length=200, blank=True, default="")
+    probe_owner = models.CharField(max_length=200, blank=True, default="")
+    probe_until = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"throttle: {self.tokens:.1f} tokens, paused until {self.paused_until}"

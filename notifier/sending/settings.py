@@ -14,7 +14,9 @@ class EngineSettings:
     probe_url: str
     probe_token: str
     request_timeout: float  # seconds, for one request; also capped by the time left
-    in_flight: int  # requests in flight at once, per worker process
+    in_flight: int  # the most requests in flight at once per worker (the limit is found)
+    rate_limit: float  # requests per second to the API, all workers together; 0: none
+    broker_url: str  # where the workers share the rate limit and pauses (Redis), if there
     backoff_base: float  # first retry delay, seconds; doubles per attempt
     backoff_max: float  # longest retry delay, seconds
     start_window: float  # a claimed message not started within this is released unsent
@@ -43,4 +45,5 @@ class EngineSettings:
 
     @classmethod
     def load(cls) -> "EngineSettings":
-        return cls(**{name.lower(): value for name, value in settings.SENDING.items()})
+        knobs = {name.lower(): value for name, value in settings.SENDING.items()}
+        return cls(**knobs, broker_url=settings.CELERY_BROKER_URL)

@@ -201,6 +201,8 @@ class Stack:
             "SENDING_AUTH_PAUSE": "0.5",
             "SENDING_IN_FLIGHT": "20",
             "SENDING_DISPATCH_BUDGET": "10",
+            # One send loop per started worker: a test starts as many as it needs.
+            "WORKER_PROCESSES": "1",
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: list[Path] = []

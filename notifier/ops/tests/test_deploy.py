@@ -169,7 +169,8 @@ def test_every_command_is_an_executable_script_of_bin() -> None:
         assert script.startswith("bin/"), script
         assert path.is_file(), script
         assert path.stat().st_mode & stat.S_IXUSR, f"{script} is not executable"
-        assert path.read_text().startswith("#!/usr/bin/env sh\n"), script
+        # sh, or bash where a script needs `wait -n` (both in the slim Debian image).
+        assert path.read_text().startswith(("#!/usr/bin/env sh\n", "#!/usr/bin/env bash\n"))
 
 
 def test_compose_runs_the_procfile_processes_with_the_same_scripts() -> None:
@@ -258,9 +259,9 @@ def test_the_processes_find_each_other() -> None:
     )
     control = probe["PROBE_SIM_CONTROL_PORT"]
     assert f":{control}/health" in " ".join(services()["probe"]["healthcheck"]["test"])
-    # bin/worker names its node worker-<pid>@<host>; in a container the pid is 1.
-    assert '--hostname "worker-$$@%h"' in (ROOT / "bin/worker").read_text()
-    assert "worker-1@$$HOSTNAME" in services()["worker"]["healthcheck"]["test"][1]
+    # bin/worker names its processes worker-<its pid>-<n>@<host>; in a container its pid is 1.
+    assert '--hostname "worker-$$-$i@%h"' in (ROOT / "bin/worker").read_text()
+    assert "worker-1-1@$$HOSTNAME" in services()["worker"]["healthcheck"]["test"][1]
 
 
 def test_production_needs_its_secrets_and_runs_no_simulator() -> None:

@@ -36,6 +36,7 @@ HOUR = timedelta(hours=1)
 def credentials_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     """The credentials gate lives as long as the process; each test starts with it open."""
     monkeypatch.setattr(dispatcher, "credentials", CredentialsGate())
+    monkeypatch.setattr(dispatcher, "_admission", None)  # and with no limit learnt yet
 
 
 def config(probe: ProbeProcess, **overrides: Any) -> EngineSettings:
@@ -45,6 +46,8 @@ def config(probe: ProbeProcess, **overrides: Any) -> EngineSettings:
         "probe_token": probe.token,
         "request_timeout": 2.0,
         "in_flight": 20,
+        "rate_limit": 0.0,
+        "broker_url": "filesystem://localhost/",
         "backoff_base": 0.01,
         "backoff_max": 0.05,
         "start_window": 0.5,

@@ -2,10 +2,13 @@
 Procfile's entry scripts, Redis (PostgreSQL runs) or the file broker (SQLite runs), the test
 database, and the simulator of the external API as the witness of what was really sent."""
 
+import os
+import re
 import signal
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -410,3 +413,28 @@ def test_a_database_outage_loses_nothing_and_sends_nothing_twice(stack, probe, o
     assert report["delivered"] == count
     assert report["duplicates"] == {}
     assert "database unavailable" in stack.log_text("worker")
+
+
+def test_one_worker_command_runs_a_send_loop_per_process_and_stops_them_all(stack, probe):
+    """bin/worker, as the Procfile starts it, runs WORKER_PROCESSES worker processes; a stop
+    signal to it reaches them all, and it exits when they have."""
+    stack.configure(WORKER_PROCESSES="2")
+    stack.start("worker")
+    log = stack.logs[-1]
+    wait_for(lambda: log.read_text().count(" ready.") == 2, timeout=30, what="two processes")
+    names = re.findall(r"(worker-\d+-\d)@\S+ ready\.", log.read_text())
+    assert len(set(names)) == 2
+    supervisor = stack.processes["worker"]
+    children = [
+        int(pid)
+        for pid in Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children")
+        .read_text()
+        .split()
+    ]
+    assert len(children) == 2
+
+    os.kill(supervisor.pid, signal.SIGTERM)  # the process alone, as a process manager does
+    supervisor.wait(timeout=30)
+    stack.processes.pop("worker")
+
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
