@@ -164,7 +164,7 @@ def store_for(broker_url: str) -> Store:
 class ConcurrencyLimit:
     """The in-flight limit of one worker, found as it sends (AIMD with a start like TCP's):
     it doubles while every slot is busy and nothing pushes back; the first push-back (a
-    429, a 503, a timeout, or a latency well above the lowest seen lately) halves it, each
+    429, a 503, a timeout, or a latency four times the lowest seen lately) halves it, each
     later one takes a tenth off (once per window), and in between it grows by a quarter of
     its square root per window. A pause the provider asked for halves it too. Never above
     `maximum` (`SENDING_IN_FLIGHT`)."""
@@ -212,7 +212,9 @@ class ConcurrencyLimit:
         mean = self._latency_sum / self._samples
         if mean < self._baseline or now - self._baseline_at > 30:
             self._baseline, self._baseline_at = mean, now
-        slower = mean > max(2 * self._baseline, self._baseline + 0.05)
+        # Queueing at the provider, not the ordinary rise of a busy connection: four times the
+        # lowest latency lately, and a tenth of a second above it.
+        slower = mean > max(4 * self._baseline, self._baseline + 0.1)
         if self._overloaded:
             pass  # already backed off in this window
         elif slower:

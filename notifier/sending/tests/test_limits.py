@@ -64,8 +64,12 @@ def test_push_back_halves_the_limit_once_then_takes_a_tenth_off_then_it_grows_sl
 
 def test_a_latency_rising_well_above_its_baseline_shrinks_the_limit():
     limit = ConcurrencyLimit(maximum=1000, initial=100)
+    run_windows(limit, 1, latency=0.1, busy=False)
+    limit.sample(0.3, in_flight=1, overloaded=False, now=5.0)  # three times: a busy provider
+    assert limit.value == 100
+    limit = ConcurrencyLimit(maximum=1000, initial=100)
     run_windows(limit, 1, latency=0.1, busy=False)  # the baseline: 100 ms
-    limit.sample(0.5, in_flight=100, overloaded=False, now=10.0)  # queueing at the provider
+    limit.sample(0.45, in_flight=100, overloaded=False, now=10.0)  # queueing at the provider
     assert limit.value == 50
 
 
