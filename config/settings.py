@@ -37,7 +37,7 @@ HTTPS = env.bool("DJANGO_HTTPS", default=False)
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = HTTPS
-SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics/?$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 # HSTS is opt-in: browsers remember it for that long, so turn it on once HTTPS is known to work.
@@ -68,6 +68,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: the request id and the request log line cover everything below.
     "notifier.core.middleware.RequestContextMiddleware",
+    # Any view that cannot reach the database answers 503, not a traceback.
+    "notifier.core.middleware.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, Swagger UI) served by the app itself: no web server to set up.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -78,6 +80,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Request bodies are JSON of a few kilobytes; the largest valid one (a filter of 1000 tags of 64
+# characters, each character escaped) stays under 1 MiB. Django refuses a larger body before
+# reading it, and the answer is a 413 (notifier.core.errors).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -166,7 +173,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "notifier.api.schema.forbid_unknown_fields",
         "notifier.api.schema.add_error_responses",
+        "notifier.api.schema.add_operations_endpoints",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "notifier.mailings.models.MessageStatus",

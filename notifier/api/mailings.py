@@ -1,23 +1,28 @@
+from collections.abc import Sequence
 from typing import Any
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
-from rest_framework import generics, serializers, viewsets
+from drf_spectacular.utils import (
+    OpenApiExample,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from notifier.api.fields import AwareDateTimeField, StrictCharField
-from notifier.api.filters import MailingListFilter, MessageListFilter
+from notifier.api.fields import AwareDateTimeField, StrictCharField, StrictSerializer
+from notifier.api.filters import MailingListFilter
 from notifier.api.lookups import ObjectById
+from notifier.api.pagination import PAGE_PARAMETERS
 from notifier.clients.models import TAG_MAX_LENGTH, operator_code_validator
-from notifier.core import logging
-from notifier.mailings.models import MAILING_TEXT_MAX_LENGTH, Mailing, Message
+from notifier.mailings.models import MAILING_TEXT_MAX_LENGTH, Mailing
 from notifier.mailings.selectors import (
     MessageCounts,
+    mailing_audiences,
     message_counts_by_mailing,
     message_counts_total,
-    message_list,
 )
 from notifier.mailings.windows import SendWindow
 from notifier.sending.services import (
@@ -28,9 +33,18 @@ from notifier.sending.services import (
 )
 
 FILTER_MAX_ITEMS = 1000
+FILTER_REQUIRED = (
+    'Say who receives the mailing: {"operator_codes": [...], "tags": [...]}, '
+    "or {} for every client."
+)
+# DRF formats its error messages with `str.format`.
+_FILTER_REQUIRED_TEMPLATE = FILTER_REQUIRED.replace("{", "{{").replace("}", "}}")
 
 
-class AudienceSerializer(serializers.Serializer):
+class AudienceSerializer(StrictSerializer):
+    """Who receives a mailing: the clients whose code and tag are listed (a list empty or
+    absent: any)."""
+
     operator_codes = serializers.ListField(
         child=StrictCharField(max_length=3, validators=[operator_code_validator]),
         max_length=FILTER_MAX_ITEMS,
@@ -45,7 +59,9 @@ class AudienceSerializer(serializers.Serializer):
     )
 
 
-class SendWindowSerializer(serializers.Serializer):
+class SendWindowSerializer(StrictSerializer):
+    """Local times of day between which a client may receive the mailing."""
+
     start = serializers.TimeField(
         format="%H:%M", input_formats=["%H:%M"], help_text="Opens at this local time, HH:MM."
     )
@@ -56,6 +72,12 @@ class SendWindowSerializer(serializers.Serializer):
     )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        # A window is replaced whole, by a PATCH too, where DRF would skip a missing half.
+        missing = [name for name in ("start", "end") if name not in data]
+        if missing:
+            raise serializers.ValidationError(
+                {name: ["This field is required."] for name in missing}
+            )
         if data["start"] == data["end"]:
             raise serializers.ValidationError(
                 "The window's start and end must differ (a window open all day is no window:"
@@ -64,11 +86,19 @@ class SendWindowSerializer(serializers.Serializer):
         return data
 
 
-class MailingInputSerializer(serializers.Serializer):
-    start_at = AwareDateTimeField()
+class MailingInputSerializer(StrictSerializer):
+    """A mailing as it is created or changed."""
+
+    read_only_names = ("id", "status", "created_at", "started_at", "finished_at", "audience")
+
+    start_at = AwareDateTimeField(help_text="In the past: start now.")
     end_at = AwareDateTimeField(help_text="Nothing is delivered at or after this time.")
     text = StrictCharField(max_length=MAILING_TEXT_MAX_LENGTH)
-    filter = AudienceSerializer(required=False)
+    # Required, and `{}` for everyone: a mailing to every client is said, never defaulted to.
+    filter = AudienceSerializer(
+        error_messages={"required": _FILTER_REQUIRED_TEMPLATE},
+        help_text="Who receives it: `{}` is every client.",
+    )
     send_window = SendWindowSerializer(
         required=False,
         allow_null=True,
@@ -94,6 +124,20 @@ class MailingSerializer(serializers.ModelSerializer[Mailing]):
     filter = serializers.SerializerMethodField()
     send_window = serializers.SerializerMethodField()
     status = serializers.ChoiceField(choices=Mailing.Status.choices, read_only=True)
+    started_at = serializers.DateTimeField(
+        source="fanned_out_at",
+        read_only=True,
+        allow_null=True,
+        help_text="When its messages were created and sending began; null before.",
+    )
+    finished_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When nothing of it was left to send; null before.",
+    )
+    audience = serializers.SerializerMethodField(
+        help_text="How many clients it was sent to (one message each), from its start; null before."
+    )
 
     class Meta:
         model = Mailing
@@ -106,6 +150,9 @@ class MailingSerializer(serializers.ModelSerializer[Mailing]):
             "send_window",
             "status",
             "created_at",
+            "started_at",
+            "finished_at",
+            "audience",
         ]
 
     @extend_schema_field(AudienceSerializer)
@@ -118,6 +165,18 @@ class MailingSerializer(serializers.ModelSerializer[Mailing]):
         if window is None:
             return None
         return {"start": f"{window.start:%H:%M}", "end": f"{window.end:%H:%M}"}
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True, min_value=0))
+    def get_audience(self, mailing: Mailing) -> int | None:
+        return self.context["audiences"][mailing.id]
+
+
+def mailing_data(mailings: Mailing | Sequence[Mailing]) -> Any:
+    """The representation of one mailing or of a page, the audiences read in one query."""
+    many = not isinstance(mailings, Mailing)
+    listed = mailings if isinstance(mailings, Sequence) else [mailings]
+    context = {"audiences": mailing_audiences(mailings=listed)}
+    return MailingSerializer(mailings, many=many, context=context).data
 
 
 class StatusCountsSerializer(serializers.Serializer):
@@ -143,8 +202,8 @@ class MailingStatsSerializer(serializers.Serializer):
 
 
 class StatsTotalsSerializer(serializers.Serializer):
-    mailings = serializers.IntegerField()
-    messages = MessageCountsSerializer()
+    mailings = serializers.IntegerField(help_text="The mailings listed, over all pages.")
+    messages = MessageCountsSerializer(help_text="Their messages, over all pages.")
 
 
 class MailingStatsPageSerializer(serializers.Serializer):
@@ -153,27 +212,6 @@ class MailingStatsPageSerializer(serializers.Serializer):
     previous = serializers.URLField(allow_null=True)
     totals = StatsTotalsSerializer()
     results = MailingStatsSerializer(many=True)
-
-
-class MessageSerializer(serializers.ModelSerializer[Message]):
-    mailing_id = serializers.IntegerField()
-    client_id = serializers.IntegerField(
-        allow_null=True, help_text="Null once the client is deleted."
-    )
-
-    class Meta:
-        model = Message
-        fields = [
-            "id",
-            "mailing_id",
-            "client_id",
-            "phone",
-            "status",
-            "created_at",
-            "sent_at",
-            "attempts",
-            "last_error",
-        ]
 
 
 def _stats(mailing: Mailing, counts: MessageCounts) -> dict[str, Any]:
@@ -186,6 +224,53 @@ def _stats(mailing: Mailing, counts: MessageCounts) -> dict[str, Any]:
     }
 
 
+# A window in the future, so that "Try it out" creates a mailing that waits (and can be
+# cancelled) instead of sending at once, and that stays valid for decades.
+MAILING_EXAMPLES = [
+    OpenApiExample(
+        "VIP clients of one operator",
+        value={
+            "start_at": "2099-06-01T09:00:00+03:00",
+            "end_at": "2099-06-01T21:00:00+03:00",
+            "text": "Hello from the notifier",
+            "filter": {"operator_codes": ["916"], "tags": ["vip"]},
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Every client",
+        value={
+            "start_at": "2099-06-02T09:00:00Z",
+            "end_at": "2099-06-02T18:00:00Z",
+            "text": "Our offices are closed on Monday.",
+            "filter": {},
+        },
+        request_only=True,
+    ),
+]
+FROZEN_NOTE = (
+    " Once the mailing has started (finished included), only `end_at` may change; once "
+    "cancelled, nothing: a refused change is a 400 naming the fields and saying why."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List mailings",
+        description="Every mailing, paginated, optionally only those with one status.",
+    ),
+    retrieve=extend_schema(
+        summary="Get a mailing",
+        description="With its derived status, when it started and finished, and how many "
+        "clients it reached (`audience`, from its start).",
+    ),
+    destroy=extend_schema(
+        summary="Delete a mailing",
+        description="Stops it, then removes it with all its messages and their statistics. "
+        "To stop it and keep its history, cancel it instead.",
+    ),
+)
+@extend_schema(tags=["mailings"])
 class MailingViewSet(ObjectById, viewsets.ModelViewSet):
     """Mailings: create, inspect, change, cancel, delete; their delivery statistics."""
 
@@ -199,14 +284,36 @@ class MailingViewSet(ObjectById, viewsets.ModelViewSet):
             return MailingInputSerializer
         return super().get_serializer_class()
 
-    @extend_schema(request=MailingInputSerializer, responses={201: MailingSerializer})
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        assert page is not None
+        return self.get_paginated_response(mailing_data(page))
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(mailing_data(self.get_object()))
+
+    @extend_schema(
+        summary="Create a mailing",
+        description="Sending starts by itself when the window opens (at once if `start_at` "
+        "is past). `filter` is required: `{}` sends to every client. The end must be in the "
+        "future and after the start.",
+        request=MailingInputSerializer,
+        responses={201: MailingSerializer},
+        examples=MAILING_EXAMPLES,
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = MailingInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         mailing = mailing_create(**serializer.to_service_kwargs())
-        return Response(MailingSerializer(mailing).data, status=201)
+        return Response(mailing_data(mailing), status=201)
 
-    @extend_schema(request=MailingInputSerializer, responses={200: MailingSerializer})
+    @extend_schema(
+        summary="Replace a mailing",
+        description="Every field as given, `filter` included." + FROZEN_NOTE,
+        request=MailingInputSerializer,
+        responses={200: MailingSerializer},
+        examples=MAILING_EXAMPLES,
+    )
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         partial = kwargs.pop("partial", False)
         serializer = MailingInputSerializer(data=request.data, partial=partial)
@@ -214,9 +321,20 @@ class MailingViewSet(ObjectById, viewsets.ModelViewSet):
         mailing = mailing_update(
             mailing=self.get_object(), data=serializer.to_service_kwargs(), replace=not partial
         )
-        return Response(MailingSerializer(mailing).data)
+        return Response(mailing_data(mailing))
 
-    @extend_schema(request=MailingInputSerializer, responses={200: MailingSerializer})
+    @extend_schema(
+        summary="Change a mailing",
+        description="Only the fields given; a `filter` given replaces the whole filter."
+        + FROZEN_NOTE,
+        request=MailingInputSerializer,
+        responses={200: MailingSerializer},
+        examples=[
+            OpenApiExample(
+                "A later end", value={"end_at": "2099-06-01T23:00:00+03:00"}, request_only=True
+            )
+        ],
+    )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.update(request, *args, partial=True, **kwargs)
 
@@ -224,25 +342,35 @@ class MailingViewSet(ObjectById, viewsets.ModelViewSet):
         mailing_delete(mailing=self.get_object())
         return Response(status=204)
 
-    @extend_schema(request=None, responses={200: MailingSerializer})
+    @extend_schema(
+        summary="Cancel a mailing",
+        description="Stops it for good and keeps its history: pending messages become "
+        "`cancelled`, the counts stay readable, and it can no longer be changed. No body.",
+        request=None,
+        responses={200: MailingSerializer},
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         """Stop the mailing for good; unsent messages become `cancelled`, history stays."""
+        # No body is expected, so none is ignored either: any key in one is a 400.
+        StrictSerializer(data=request.data).is_valid(raise_exception=True)
         mailing = mailing_cancel(mailing=self.get_object())
-        return Response(MailingSerializer(mailing).data)
+        return Response(mailing_data(mailing))
 
     @extend_schema(
         operation_id="api_mailings_stats_list",
+        tags=["statistics"],
+        summary="Statistics of mailings",
+        description="Each mailing listed with its message counts by status (all six, zeros "
+        "included), and `totals` over every mailing the query selects, on every page: "
+        "`?status=running` totals the running mailings only.",
         responses={200: MailingStatsPageSerializer},
         filters=True,
-        parameters=[
-            OpenApiParameter("page", int, description="A page number within the results."),
-            OpenApiParameter("page_size", int, description="Results per page (at most 1000)."),
-        ],
+        parameters=PAGE_PARAMETERS,
     )
     @action(detail=False, methods=["get"], url_path="stats")
     def stats_list(self, request: Request) -> Response:
-        """Every mailing with its message counts by status, and totals over all mailings."""
+        """Every mailing with its message counts by status, and totals over those listed."""
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         assert page is not None
@@ -250,30 +378,21 @@ class MailingViewSet(ObjectById, viewsets.ModelViewSet):
         response = self.get_paginated_response([_stats(m, counts[m.id]) for m in page])
         results = response.data.pop("results")
         response.data["totals"] = {
-            "mailings": Mailing.objects.count(),
-            "messages": message_counts_total(),
+            "mailings": response.data["count"],
+            "messages": message_counts_total(mailings=queryset),
         }
         response.data["results"] = results
         return response
 
-    @extend_schema(responses={200: MailingStatsSerializer})
+    @extend_schema(
+        tags=["statistics"],
+        summary="Statistics of one mailing",
+        description="Its message counts by status, all six present, zeros included.",
+        responses={200: MailingStatsSerializer},
+    )
     @action(detail=True, methods=["get"])
     def stats(self, request: Request, pk: str) -> Response:
         """One mailing's message counts by status."""
         mailing = self.get_object()
         counts = message_counts_by_mailing(mailing_ids=[mailing.id])[mailing.id]
         return Response(_stats(mailing, counts))
-
-
-class MailingMessageListView(generics.ListAPIView):
-    """A mailing's messages, optionally only those with a given status."""
-
-    serializer_class = MessageSerializer
-    filterset_class = MessageListFilter
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Message.objects.none()
-        mailing = get_object_or_404(Mailing, pk=self.kwargs["mailing_id"])
-        logging.bind(mailing_id=mailing.id)
-        return message_list(mailing=mailing)

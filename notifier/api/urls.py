@@ -8,9 +8,10 @@ from rest_framework.routers import SimpleRouter
 
 from notifier.api.clients import ClientViewSet
 from notifier.api.lookups import ID_PATTERN
-from notifier.api.mailings import MailingMessageListView, MailingViewSet
+from notifier.api.mailings import MailingViewSet
+from notifier.api.messages import ClientMessageListView, MailingMessageListView
 from notifier.api.tokens import ObtainTokenView
-from notifier.core.errors import not_found
+from notifier.core.errors import CATCH_ALL_ROUTE, not_found
 
 router = SimpleRouter(trailing_slash=True)
 router.register("clients", ClientViewSet, basename="client")
@@ -29,8 +30,13 @@ urlpatterns = [
         MailingMessageListView.as_view(),
         name="mailing-messages",
     ),
+    re_path(
+        rf"^clients/(?P<client_id>{ID_PATTERN})/messages/$",
+        ClientMessageListView.as_view(),
+        name="client-messages",
+    ),
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Anything else under /api/ is a JSON 404, in debug mode too.
-    re_path(r"", api_not_found),
+    re_path(r"", api_not_found, name=CATCH_ALL_ROUTE),
 ]

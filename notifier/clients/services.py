@@ -1,8 +1,10 @@
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from notifier.clients.models import Client, operator_code_from_phone
+from notifier.clients.phones import phone_normalise
 from notifier.core import logging
 from notifier.core.errors import DomainError
 
@@ -15,7 +17,9 @@ CLIENT_DEFAULTS: dict[str, Any] = {"operator_code": None, "tag": "", "timezone":
 def client_create(
     *, phone: str, operator_code: str | None = None, tag: str = "", timezone: str = "UTC"
 ) -> Client:
-    """Add a client; the operator code defaults to the one encoded in the phone number."""
+    """Add a client. The phone may be written as people do (`+7 916 123-45-67`, `8916...`);
+    the operator code defaults to the one encoded in it."""
+    phone = _phone(phone)
     client = Client(
         phone=phone,
         operator_code=operator_code or operator_code_from_phone(phone),
@@ -33,6 +37,8 @@ def client_update(*, client: Client, data: dict[str, Any], replace: bool = False
     their defaults. A new phone without an operator code re-derives the code."""
     if replace:
         data = {**CLIENT_DEFAULTS, **data}
+    if "phone" in data:
+        data = {**data, "phone": _phone(data["phone"])}
     if ("phone" in data or "operator_code" in data) and not data.get("operator_code"):
         phone = data.get("phone", client.phone)
         data = {**data, "operator_code": operator_code_from_phone(phone)}
@@ -43,6 +49,13 @@ def client_update(*, client: Client, data: dict[str, Any], replace: bool = False
     _save(client)
     log.info("client changed", fields=changed)
     return client
+
+
+def _phone(value: str) -> str:
+    try:
+        return phone_normalise(value)
+    except ValidationError as exc:
+        raise DomainError(exc.messages[0], field="phone") from exc
 
 
 def _save(client: Client) -> None:

@@ -14,6 +14,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html_join
 
 from notifier.clients.models import Client, operator_code_validator
+from notifier.clients.phones import PhoneFormField
 from notifier.clients.services import client_create, client_update
 from notifier.core.errors import DomainError
 from notifier.mailings.models import Mailing, Message
@@ -29,6 +30,10 @@ from notifier.sending.services import (
 
 
 class ClientAdminForm(forms.ModelForm):
+    # As people write phones, normalised as the API does (the model field would refuse
+    # anything longer than its 11 stored characters).
+    phone = PhoneFormField(help_text="E.g. +7 916 123-45-67 or 89161234567.")
+
     class Meta:
         model = Client
         fields = ["phone", "operator_code", "tag", "timezone"]

@@ -8,6 +8,10 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         # Every process (web, worker, beat) chooses its metrics storage at start-up, before any
         # module records a value; see the module's docstring.
-        from notifier.core import metrics
+        from django.db.backends.signals import connection_created
+
+        from notifier.core import metrics, outage
 
         metrics.register_process_exit()
+        # The end of a database outage is the first connection that opens again.
+        connection_created.connect(outage.database_reachable, dispatch_uid="outage-end")

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from notifier.core import logging
+from notifier.core import logging, outage
 
 log = logging.get_logger("notifier.request")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -40,3 +40,20 @@ class RequestContextMiddleware:
             return response
         finally:
             logging.clear()
+
+
+class DatabaseOutageMiddleware:
+    """A view outside the API (the admin, /metrics) that cannot reach the database answers
+    503 in the error shape too; the API's own handler does the same for its views."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, outage.DATABASE_DOWN_ERRORS):
+            return None
+        outage.database_unavailable(exception)
+        return outage.unavailable_response()

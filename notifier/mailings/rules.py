@@ -8,18 +8,15 @@ from django.utils import timezone
 from notifier.core.errors import DomainError
 from notifier.mailings.models import Mailing
 
-FROZEN_ONCE_STARTED = (
-    "start_at",
-    "operator_codes",
-    "tags",
-    "send_window_start",
-    "send_window_end",
-)
-
-
-# How the API names the frozen fields that are not its own.
+# Once a mailing has started, what it sends is a matter of record: its text, audience and
+# start stay as the messages went out with them. Only its end can move (to stop it earlier,
+# or to reopen a finished one's window for a retry). Any field not listed here is frozen,
+# the send window included, and so is any added later.
+CHANGEABLE_ONCE_STARTED = frozenset({"end_at"})
+# The names the callers know these fields by (the API's filter and send window objects).
 FIELD_NAMES = {
-    "start_at": "start_at",
+    "operator_codes": "filter.operator_codes",
+    "tags": "filter.tags",
     "send_window_start": "send_window",
     "send_window_end": "send_window",
 }
@@ -38,19 +35,27 @@ def mailing_check_window(*, start_at: datetime, end_at: datetime) -> None:
 
 
 def mailing_check_change(*, mailing: Mailing, data: dict[str, Any]) -> set[str]:
-    """The fields that `data` would really change; refuses changes the mailing's state forbids."""
-    if mailing.cancelled_at is not None:
-        raise DomainError("A cancelled mailing cannot be changed.")
+    """The fields that `data` would really change; refuses changes the mailing's state
+    forbids: none once cancelled, only `end_at` once started (finished included)."""
     changed = {key for key, value in data.items() if getattr(mailing, key) != value}
-    if mailing.has_started():
-        for key in FROZEN_ONCE_STARTED:
-            if key in changed:
-                raise DomainError(
-                    "The mailing has started: its start time, filter and send window can no"
-                    " longer change (its text and end time can).",
-                    field=FIELD_NAMES.get(key, f"filter.{key}"),
-                )
+    if mailing.cancelled_at is not None:
+        raise DomainError(
+            "The mailing was cancelled: it can no longer be changed.",
+            fields=_names(changed),
+        )
+    frozen = changed - CHANGEABLE_ONCE_STARTED
+    if frozen and mailing.has_started():
+        state = "finished" if mailing.status == Mailing.Status.FINISHED else "started"
+        raise DomainError(
+            f"The mailing has {state}: its start, text, filter and send window stay as its "
+            "messages were sent with them; only its end time (end_at) can change.",
+            fields=_names(frozen),
+        )
     return changed
+
+
+def _names(fields: set[str]) -> list[str]:
+    return sorted({FIELD_NAMES.get(field, field) for field in fields})
 
 
 def normalise_set(values: list[str] | None) -> list[str]:

@@ -4,6 +4,7 @@ from typing import TypedDict
 
 from django.db.models import Q, QuerySet, Sum
 
+from notifier.clients.models import Client
 from notifier.mailings.models import Mailing, Message, MessageCount, MessageMinute, may_send_q
 
 
@@ -48,17 +49,36 @@ def message_counts_by_mailing(*, mailing_ids: Iterable[int]) -> dict[int, Messag
     return result
 
 
-def message_counts_total() -> MessageCounts:
-    """Counts by status over every message of every mailing."""
+def message_counts_total(*, mailings: QuerySet[Mailing] | None = None) -> MessageCounts:
+    """Counts by status over every message of the given mailings (of all, by default)."""
     counts = empty_counts()
-    rows = MessageCount.objects.values_list("status").annotate(n=Sum("number")).order_by()
-    for status, n in rows:
+    rows = MessageCount.objects.all()
+    if mailings is not None:
+        rows = rows.filter(mailing_id__in=mailings.order_by().values("id"))
+    for status, n in rows.values_list("status").annotate(n=Sum("number")).order_by():
         _add(counts, status, n)
     return counts
 
 
-def message_list(*, mailing: Mailing) -> QuerySet[Message]:
-    return Message.objects.filter(mailing=mailing).order_by("id")
+def mailing_audiences(*, mailings: Iterable[Mailing]) -> dict[int, int | None]:
+    """How many clients each mailing reached when it started (one message each, created at
+    its fan-out), or None before that: read from the statistics, in at most one query."""
+    mailings = list(mailings)
+    started = [m.id for m in mailings if m.fanned_out_at is not None]
+    counts = message_counts_by_mailing(mailing_ids=started) if started else {}
+    return {m.id: counts[m.id]["total"] if m.id in counts else None for m in mailings}
+
+
+def message_list(
+    *, mailing: Mailing | None = None, client: Client | None = None
+) -> QuerySet[Message]:
+    """The messages of a mailing, or to a client, in the order they were created."""
+    messages = Message.objects.all()
+    if mailing is not None:
+        messages = messages.filter(mailing=mailing)
+    if client is not None:
+        messages = messages.filter(client=client)
+    return messages.order_by("id")
 
 
 def message_outcomes_between(

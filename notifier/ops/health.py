@@ -2,7 +2,11 @@
 
 Each check runs in a thread of its own and the answer waits for it at most `TIMEOUT` seconds,
 so a dependency that hangs (a firewalled host, a server that accepts connections and never
-answers) costs a probe half a second, never a stuck web worker. A check that is still running
+answers) costs a probe half a second, never a stuck web worker.
+
+The answer is public: it names the check that failed and the kind of error, never the driver's
+message (which names hosts, ports, users); that goes to the log, once when a check starts
+failing and once when it recovers. A check that is still running
 when the next probe comes is waited for again rather than started twice; one that has hung
 for `STALE` seconds is left to its thread, and a fresh one started.
 """
@@ -23,6 +27,9 @@ from kombu import Connection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from notifier.core import logging
+
+log = logging.get_logger(__name__)
 TIMEOUT = 0.5  # seconds a readiness answer may wait for its checks, all together
 BROKER_TIMEOUT = 0.3  # seconds to connect to the broker, then again for its answer
 STALE = 5.0  # seconds after which a check that has not returned is given up on
@@ -88,11 +95,13 @@ class _Run:
 
     started: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
-    error: str | None = None
+    error: str | None = None  # the kind of error, for the answer
+    detail: str = ""  # its message, for the log
     ms: float = 0.0
 
 
 _running: dict[str, _Run] = {}
+_failing: dict[str, bool] = {}  # per check, as the last answer said
 _lock = threading.Lock()
 
 
@@ -102,6 +111,8 @@ def readiness() -> dict[str, Any]:
     deadline = time.monotonic() + TIMEOUT
     runs = {name: _start(name, check) for name, check in CHECKS.items()}
     checks = {name: _outcome(run, deadline) for name, run in runs.items()}
+    for name, check in checks.items():
+        _log_change(name, check, runs[name])
     ok = all(check["ok"] for check in checks.values())
     return {"status": "ok" if ok else "fail", "checks": checks}
 
@@ -122,7 +133,8 @@ def _execute(name: str, check: Callable[[], None], run: _Run) -> None:
     try:
         check()
     except Exception as exc:  # whatever fails, the answer is the same: not ready
-        run.error = f"{type(exc).__name__}: {exc}"[:ERROR_EXCERPT]
+        run.error = type(exc).__name__
+        run.detail = f"{type(exc).__name__}: {exc}"[:ERROR_EXCERPT]
     finally:
         run.ms = (time.monotonic() - run.started) * 1000
         with _lock:
@@ -138,3 +150,14 @@ def _outcome(run: _Run, deadline: float) -> dict[str, Any]:
     if run.error is not None:
         return {"ok": False, "ms": round(run.ms, 1), "error": run.error}
     return {"ok": True, "ms": round(run.ms, 1)}
+
+
+def _log_change(name: str, check: dict[str, Any], run: _Run) -> None:
+    failing = not check["ok"]
+    with _lock:
+        changed = _failing.get(name, False) != failing
+        _failing[name] = failing
+    if changed and failing:
+        log.warning("readiness check failing", check=name, error=run.detail or check["error"])
+    elif changed:
+        log.info("readiness check passing again", check=name)

@@ -1,14 +1,37 @@
 """Operations endpoints: plain Django views, outside the API (no token, not in its schema)."""
 
 import hmac
+from collections.abc import Callable
+from functools import wraps
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_exempt
 
-from notifier.core.errors import error_body
+from notifier.core.errors import error_body, error_response, mark_logged
 from notifier.ops import health, metrics
+
+View = Callable[[HttpRequest], HttpResponse]
+SAFE_METHODS = ("GET", "HEAD")
+
+
+def require_safe(view: View) -> View:
+    """GET and HEAD only; any other method is a 405 in the error shape. No CSRF check: these
+    views change nothing and read no cookie."""
+
+    @csrf_exempt
+    @wraps(view)
+    def safe_only(request: HttpRequest) -> HttpResponse:
+        if request.method not in SAFE_METHODS:
+            response = error_response(
+                405, "method_not_allowed", f'Method "{request.method}" not allowed.'
+            )
+            response["Allow"] = ", ".join(SAFE_METHODS)
+            return response
+        return view(request)
+
+    return safe_only
 
 
 @require_safe
@@ -41,4 +64,7 @@ def health_live(request: HttpRequest) -> HttpResponse:
 def health_ready(request: HttpRequest) -> HttpResponse:
     """200 when the database and the broker answer, else 503 naming the failed check."""
     report = health.readiness()
-    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+    response = JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+    # A failing check is logged by `health`, once; not again by Django on every probe.
+    mark_logged(response)
+    return response

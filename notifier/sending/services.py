@@ -67,8 +67,9 @@ def mailing_create(
 
 def mailing_update(*, mailing: Mailing, data: dict[str, Any], replace: bool = False) -> Mailing:
     """Change the given fields of a mailing, or with `replace` all of them (a filter not given
-    is then cleared). Once it has started, its audience is fixed: the start time and the
-    filter may no longer change; the text and the end time may."""
+    is then cleared). Once it has started, what it sends stays as it was sent: only its end
+    time may change, also once finished (to reopen its window); a cancelled mailing changes
+    no more (`rules.mailing_check_change`)."""
     if replace:
         data = {"operator_codes": [], "tags": [], "send_window": None, **data}
     if "send_window" in data:

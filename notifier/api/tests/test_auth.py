@@ -22,6 +22,7 @@ PROTECTED = [
     ("get", "/api/mailings/stats/"),
     ("get", "/api/mailings/1/stats/"),
     ("get", "/api/mailings/1/messages/"),
+    ("get", "/api/clients/1/messages/"),
 ]
 
 
@@ -34,15 +35,39 @@ def test_token_for_username_and_password(anon, user):
     assert response.json() == {"token": Token.objects.get(user=user).key}
 
 
-def test_token_with_a_wrong_password_is_a_400_without_detail_on_which_part(anon, user):
+@pytest.mark.parametrize(
+    "credentials",
+    [{"username": "operator", "password": "wrong"}, {"username": "nobody", "password": "x"}],
+)
+def test_wrong_credentials_are_said_to_be_wrong_without_saying_which(anon, user, credentials):
+    """The message says what happened (it used to read "Invalid input: non_field_errors.")
+    and is the same for a wrong name and a wrong password."""
+    response = anon.post("/api/auth/token/", credentials, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "status": 400,
+        "code": "invalid_credentials",
+        "message": "Wrong username or password.",
+        "fields": {"non_field_errors": ["Wrong username or password."]},
+    }
+
+
+def test_token_request_refuses_unknown_fields_and_bounds_its_own(anon, user):
     response = anon.post(
-        "/api/auth/token/", {"username": "operator", "password": "wrong"}, format="json"
+        "/api/auth/token/",
+        {"username": "operator", "password": "s3cret-Pass!", "pasword": "x"},
+        format="json",
+    )
+    too_long = anon.post(
+        "/api/auth/token/", {"username": "u" * 151, "password": "p" * 1025}, format="json"
     )
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
-        "non_field_errors": ["Unable to log in with provided credentials."]
+        "pasword": ["Unknown field. Did you mean 'password'?"]
     }
+    assert set(too_long.json()["error"]["fields"]) == {"username", "password"}
 
 
 def test_token_needs_both_fields(anon):
@@ -66,6 +91,31 @@ def test_every_endpoint_needs_a_valid_bearer_token(anon, user, method, path, hea
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Bearer"
     assert response.json()["error"]["status"] == 401
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Basic", "bearer-ish", "Digest"])
+def test_a_wrong_scheme_is_named_as_such(anon, user, scheme):
+    """`Token <key>` used to answer "Authentication credentials were not provided.", which
+    sends the caller looking for a header that is there."""
+    key = Token.objects.create(user=user).key
+    anon.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
+
+    error = anon.get("/api/clients/").json()["error"]
+
+    assert (error["status"], error["code"]) == (401, "wrong_scheme")
+    assert error["message"] == (
+        f"Wrong authentication scheme ({scheme}): send Authorization: Bearer <token>."
+    )
+
+
+def test_a_scheme_that_is_not_a_word_is_not_echoed(anon):
+    anon.credentials(HTTP_AUTHORIZATION="<script>alert(1)</script> x")
+
+    error = anon.get("/api/clients/").json()["error"]
+
+    assert error["code"] == "wrong_scheme"
+    assert "<script>" not in error["message"]
+    assert "(another scheme)" in error["message"]
 
 
 def test_a_deactivated_user_token_is_refused(api, user):

@@ -3,8 +3,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from notifier.clients.tests.factories import ClientFactory
 from notifier.mailings.models import Mailing, Message
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
+from notifier.sending.queries import mailing_fan_out
 
 pytestmark = pytest.mark.django_db
 
@@ -46,9 +48,13 @@ def test_create_returns_the_representation(api):
         "send_window",
         "status",
         "created_at",
+        "started_at",
+        "finished_at",
+        "audience",
     }
     assert body["filter"] == {"operator_codes": ["916", "926"], "tags": ["vip"]}
     assert body["status"] == "scheduled"
+    assert (body["started_at"], body["finished_at"], body["audience"]) == (None, None, None)
     mailing = Mailing.objects.get(id=body["id"])
     assert (mailing.text, mailing.operator_codes, mailing.tags) == (
         "Sale!",
@@ -57,14 +63,130 @@ def test_create_returns_the_representation(api):
     )
 
 
-def test_filter_is_optional_and_stored_as_a_set(api):
-    no_filter = api.post(URL, valid(filter=None) | {}, format="json")
-    absent = api.post(URL, {k: v for k, v in valid().items() if k != "filter"}, format="json")
+def test_filter_is_stored_as_a_set_and_empty_means_every_client(api):
+    everyone = api.post(URL, valid(filter={}), format="json")
     repeats = api.post(URL, valid(filter={"operator_codes": ["926", "916", "926"]}), format="json")
 
-    assert no_filter.status_code == 400  # null is not an object
-    assert absent.json()["filter"] == {"operator_codes": [], "tags": []}
+    assert everyone.status_code == 201
+    assert everyone.json()["filter"] == {"operator_codes": [], "tags": []}
     assert repeats.json()["filter"] == {"operator_codes": ["916", "926"], "tags": []}
+
+
+@pytest.mark.parametrize("method", ["post", "put"])
+def test_a_missing_filter_is_a_400_not_every_client(api, method):
+    """A mailing without `filter` used to go to everyone, with no warning."""
+    mailing = MailingFactory(tags=["vip"])
+    url = URL if method == "post" else f"{URL}{mailing.id}/"
+    body = {k: v for k, v in valid().items() if k != "filter"}
+
+    response = getattr(api, method)(url, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "filter": [
+            'Say who receives the mailing: {"operator_codes": [...], "tags": [...]}, '
+            "or {} for every client."
+        ]
+    }
+    assert Mailing.objects.count() == 1
+    assert Mailing.objects.get().tags == ["vip"]
+
+
+def test_a_null_filter_is_a_400(api):
+    response = api.post(URL, valid(filter=None), format="json")
+
+    assert list(response.json()["error"]["fields"]) == ["filter"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (
+            valid(filter={"tag": ["vip"]}),
+            {"filter.tag": ["Unknown field. Did you mean 'tags'?"]},
+        ),
+        (
+            valid(filter={"operator_code": ["916"], "tags": ["vip"]}),
+            {"filter.operator_code": ["Unknown field. Did you mean 'operator_codes'?"]},
+        ),
+        (
+            {**valid(), "tags": ["vip"]},
+            {"tags": ["Unknown field. Did you mean 'filter.tags'?"]},
+        ),
+        (
+            {k: v for k, v in valid().items() if k != "filter"} | {"tags": ["vip"]},
+            {
+                "tags": ["Unknown field. Did you mean 'filter.tags'?"],
+                "filter": [
+                    'Say who receives the mailing: {"operator_codes": [...], "tags": [...]}, '
+                    "or {} for every client."
+                ],
+            },
+        ),
+        (valid(status="cancelled"), {"status": ["Read-only field: the service sets it."]}),
+        (valid(priority=1), {"priority": ["Unknown field."]}),
+    ],
+)
+def test_a_typo_in_the_body_is_a_400_naming_it_not_a_mailing_to_everyone(api, body, fields):
+    """`"filter": {"tag": ["vip"]}` used to answer 201 with an empty filter: every client."""
+    response = api.post(URL, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == fields
+    assert not Mailing.objects.exists()
+
+
+def test_a_typo_in_a_patch_changes_nothing(api):
+    mailing = MailingFactory(tags=["vip"])
+
+    response = api.patch(f"{URL}{mailing.id}/", {"filter": {"tag": ["all"]}}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["filter.tag"]
+    assert Mailing.objects.get().tags == ["vip"]
+
+
+def test_the_audience_and_start_show_once_the_mailing_has_started(api):
+    """The answer says how many clients a mailing reached, read from its statistics."""
+    ClientFactory.create_batch(3, tag="vip")
+    ClientFactory(tag="other")
+    created = api.post(
+        URL,
+        valid(start_at=iso(-timedelta(seconds=1)), filter={"tags": ["vip"]}),
+        format="json",
+    ).json()
+    before = api.get(f"{URL}{created['id']}/").json()
+
+    mailing_fan_out(mailing_id=created["id"], now=timezone.now())
+    after = api.get(f"{URL}{created['id']}/").json()
+    listed = api.get(URL).json()["results"]
+
+    assert (before["audience"], before["started_at"]) == (None, None)
+    assert after["audience"] == 3
+    assert after["started_at"] is not None
+    assert [m["audience"] for m in listed] == [3]
+
+
+def test_the_list_reads_audiences_in_a_bounded_number_of_queries(
+    api, django_assert_max_num_queries
+):
+    for mailing in [started(fanned_out_at=timezone.now()) for _ in range(20)]:
+        MessageFactory.create_batch(2, mailing=mailing)
+
+    with django_assert_max_num_queries(6):
+        results = api.get(URL, {"page_size": 20}).json()["results"]
+
+    assert [m["audience"] for m in results] == [2] * 20
+
+
+def test_a_finished_mailing_shows_when_it_finished(api):
+    now = timezone.now()
+    mailing = started(fanned_out_at=now - timedelta(minutes=4), finished_at=now)
+
+    body = api.get(f"{URL}{mailing.id}/").json()
+
+    assert body["status"] == "finished"
+    assert body["finished_at"] == now.isoformat().replace("+00:00", "Z")
 
 
 def test_datetimes_keep_their_instant_whatever_the_offset(api):
@@ -182,34 +304,59 @@ def test_before_start_everything_may_change(api):
     assert response.json()["filter"] == {"operator_codes": ["916", "926"], "tags": ["vip"]}
 
 
+FROZEN = (
+    "its start, text, filter and send window stay as its messages were sent with them; "
+    "only its end time (end_at) can change."
+)
+
+
+def finished(**kwargs):
+    now = timezone.now()
+    return MailingFactory(
+        start_at=now - timedelta(hours=2),
+        end_at=now - timedelta(hours=1),
+        fanned_out_at=now - timedelta(hours=2),
+        finished_at=now - timedelta(hours=1),
+        **kwargs,
+    )
+
+
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "fields"),
     [
-        ({"start_at": "2099-01-01T00:00:00Z"}, "start_at"),
-        ({"filter": {"tags": ["new"]}}, "filter.tags"),
-        ({"filter": {"operator_codes": ["999"]}}, "filter.operator_codes"),
+        ({"text": "New text"}, ["text"]),
+        ({"start_at": "2099-01-01T00:00:00Z"}, ["start_at"]),
+        ({"filter": {"tags": ["new"]}}, ["filter.tags"]),
+        ({"filter": {"operator_codes": ["999"], "tags": ["old"]}}, ["filter.operator_codes"]),
+        ({"filter": {}}, ["filter.tags"]),
+        ({"text": "New", "filter": {"tags": []}}, ["filter.tags", "text"]),
     ],
 )
-def test_after_start_the_start_and_filter_are_frozen(api, change, field):
-    mailing = started(tags=["old"])
+@pytest.mark.parametrize(("make", "state"), [(started, "started"), (finished, "finished")])
+def test_once_started_what_was_sent_is_frozen(api, make, state, change, fields):
+    """A running mailing's text used to be accepted: the simulator saw 100 messages with the
+    old text and 900 with the new one. A finished one's too."""
+    mailing = make(text="Old text", tags=["old"])
 
     response = api.patch(f"{URL}{mailing.id}/", change, format="json")
 
     assert response.status_code == 400
     error = response.json()["error"]
-    assert list(error["fields"]) == [field]
-    assert "has started" in error["fields"][field][0]
-    assert Mailing.objects.get(id=mailing.id).tags == ["old"]
+    assert error["fields"] == {field: [f"The mailing has {state}: {FROZEN}"] for field in fields}
+    mailing.refresh_from_db()
+    assert (mailing.text, mailing.tags) == ("Old text", ["old"])
 
 
-def test_after_start_text_and_end_may_change_and_same_values_are_not_changes(api):
-    mailing = started(tags=["old"])
+@pytest.mark.parametrize("make", [started, finished])
+def test_once_started_the_end_may_move_and_same_values_are_not_changes(api, make):
+    """A finished mailing's end may move too, to reopen its window for a retry."""
+    mailing = make(tags=["old"])
     new_end = timezone.now() + timedelta(hours=5)
 
-    response = api.patch(
+    response = api.put(
         f"{URL}{mailing.id}/",
         {
-            "text": "Updated",
+            "text": mailing.text,
             "end_at": new_end.isoformat(),
             "start_at": mailing.start_at.isoformat(),
             "filter": {"tags": ["old"]},
@@ -219,7 +366,21 @@ def test_after_start_text_and_end_may_change_and_same_values_are_not_changes(api
 
     assert response.status_code == 200, response.content
     mailing.refresh_from_db()
-    assert (mailing.text, mailing.end_at) == ("Updated", new_end)
+    assert mailing.end_at == new_end
+
+
+def test_a_cancelled_mailing_changes_nothing_not_even_its_end(api):
+    mailing = started(cancelled_at=timezone.now())
+    end = mailing.end_at
+
+    response = api.patch(f"{URL}{mailing.id}/", {"end_at": iso(timedelta(hours=9))}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "end_at": ["The mailing was cancelled: it can no longer be changed."]
+    }
+    mailing.refresh_from_db()
+    assert mailing.end_at == end
 
 
 def test_update_keeps_end_after_start(api):
@@ -246,6 +407,16 @@ def test_cancel_keeps_history_and_cancels_unsent_messages(api):
     assert Message.objects.get(id=pending.id).status == "cancelled"
     changed = api.patch(f"{URL}{mailing.id}/", {"text": "x"}, format="json")
     assert changed.status_code == 400
+
+
+def test_cancel_takes_no_body_and_says_so(api):
+    mailing = started()
+
+    response = api.post(f"{URL}{mailing.id}/cancel/", {"reason": "typo"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"reason": ["Unknown field."]}
+    assert Mailing.objects.get(id=mailing.id).cancelled_at is None
 
 
 def test_delete_removes_the_mailing_and_its_messages(api):

@@ -86,3 +86,18 @@ def test_patch_changes_the_window_of_a_scheduled_mailing(api):
     assert changed.json()["send_window"] == {"start": "10:00", "end": "12:00"}
     cleared = api.patch(url, {"send_window": None}, format="json")
     assert cleared.json()["send_window"] is None
+
+
+@pytest.mark.parametrize(
+    ("window", "fields"), [({}, ["start", "end"]), ({"end": "12:00"}, ["start"])]
+)
+def test_a_patch_replaces_the_window_whole(api, window, fields):
+    """`{"send_window": {}}` in a PATCH used to be a 500 (KeyError in the window's check)."""
+    mailing = MailingFactory()
+
+    response = api.patch(f"{URL}{mailing.id}/", {"send_window": window}, format="json")
+
+    assert response.status_code == 400
+    assert sorted(response.json()["error"]["fields"]) == sorted(
+        f"send_window.{name}" for name in fields
+    )

@@ -6,6 +6,7 @@ from django.test import Client as WebClient
 from django.utils import timezone
 
 from notifier.clients.models import Client
+from notifier.clients.phones import PHONE_INVALID
 from notifier.clients.tests.factories import ClientFactory
 from notifier.console.admin import CappedCountPaginator
 from notifier.mailings.models import Mailing
@@ -216,3 +217,78 @@ def test_the_console_refuses_half_a_send_window(admin_web):
 
     assert b"both times of the send window" in response.content
     assert not Mailing.objects.exists()
+
+
+def change_form(mailing, **changes) -> dict:
+    """The admin's change form for `mailing`, as the page would post it, with `changes`."""
+    fields = {
+        "start_at": mailing.start_at,
+        "end_at": mailing.end_at,
+        "text": mailing.text,
+        "operator_codes": ", ".join(mailing.operator_codes),
+        "tags": ", ".join(mailing.tags),
+        **changes,
+    }
+    form = {}
+    for name in ("start_at", "end_at"):
+        form[f"{name}_0"] = fields[name].strftime("%Y-%m-%d")
+        form[f"{name}_1"] = fields[name].strftime("%H:%M:%S")
+    return form | {
+        **{name: fields[name] for name in ("text", "operator_codes", "tags")},
+        "send_window_start": "",
+        "send_window_end": "",
+    }
+
+
+def test_admin_refuses_to_change_a_running_mailings_text(admin_web):
+    """The API and the admin obey one rule: once started, what was sent stays as it was."""
+    now = timezone.now()
+    mailing = MailingFactory(start_at=now - timedelta(minutes=1), text="Old")
+
+    response = admin_web.post(
+        f"/admin/mailings/mailing/{mailing.id}/change/", change_form(mailing, text="New")
+    )
+
+    assert response.status_code == 200  # the form again, with the error
+    assert b"has started" in response.content
+    mailing.refresh_from_db()
+    assert mailing.text == "Old"
+
+
+def test_admin_reopens_a_finished_mailings_window(admin_web):
+    now = timezone.now().replace(microsecond=0)
+    mailing = MailingFactory(
+        start_at=now - timedelta(hours=2), end_at=now - timedelta(hours=1), finished_at=now
+    )
+    new_end = now + timedelta(hours=3)
+
+    response = admin_web.post(
+        f"/admin/mailings/mailing/{mailing.id}/change/", change_form(mailing, end_at=new_end)
+    )
+
+    assert response.status_code == 302, response.content
+    mailing.refresh_from_db()
+    assert mailing.end_at == new_end
+
+
+@pytest.mark.parametrize("phone", ["+7 916 123-45-67", "8 (916) 123-45-67", "89161234567"])
+def test_admin_takes_phones_as_people_write_them(admin_web, phone):
+    response = admin_web.post(
+        "/admin/clients/client/add/",
+        {"phone": phone, "operator_code": "", "tag": "", "timezone": "UTC"},
+    )
+
+    assert response.status_code == 302, response.content
+    client = Client.objects.get()
+    assert (client.phone, client.operator_code) == ("79161234567", "916")
+
+
+def test_admin_refuses_a_phone_with_the_one_reason(admin_web):
+    response = admin_web.post(
+        "/admin/clients/client/add/",
+        {"phone": "9161234567", "operator_code": "", "tag": "", "timezone": "UTC"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {"phone": [PHONE_INVALID]}
+    assert not Client.objects.exists()

@@ -181,6 +181,7 @@ def session(run: FirstRun) -> None:
             "start_at": now.isoformat(),
             "end_at": (now + timedelta(hours=1)).isoformat(),
             "text": "Hi",
+            "filter": {},
         },
         **auth,
     )

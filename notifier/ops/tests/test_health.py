@@ -1,3 +1,5 @@
+import json
+import logging
 import socket
 import threading
 import time
@@ -140,22 +142,65 @@ def test_not_ready_when_the_file_broker_queue_cannot_be_a_folder(client, file_br
     assert body["checks"]["broker"]["error"].startswith("FileExistsError")
 
 
+DRIVER_MESSAGE = 'connection to server at "db.internal" (10.1.2.3), port 5432 failed: refused'
+
+
 @pytest.mark.django_db
-def test_not_ready_when_the_database_check_fails(client, file_broker, monkeypatch):
-    def database_down() -> None:
-        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+def test_not_ready_names_the_check_but_logs_the_drivers_message(
+    client, file_broker, monkeypatch, caplog
+):
+    """The public answer used to carry the driver's text, with the database host and port;
+    it goes to the log now, once while the check keeps failing, and once when it passes."""
+    failing = True
 
-    monkeypatch.setitem(health.CHECKS, "database", database_down)
+    def database() -> None:
+        if failing:
+            raise OperationalError(DRIVER_MESSAGE)
 
-    status, body, _ = ready(client)
+    monkeypatch.setitem(health.CHECKS, "database", database)
+    monkeypatch.setattr(health, "_failing", {})
 
-    assert status == 503
-    assert body["checks"]["database"] == {
-        "ok": False,
-        "ms": body["checks"]["database"]["ms"],
-        "error": "OperationalError: connection to server at 127.0.0.1 failed: Connection refused",
-    }
-    assert body["checks"]["broker"]["ok"] is True
+    with caplog.at_level(logging.INFO, logger="notifier.ops.health"):
+        answers = [ready(client) for _ in range(3)]
+        failing = False
+        recovered = ready(client)
+
+    for status, body, _ in answers:
+        assert status == 503
+        assert body["checks"]["database"] == {
+            "ok": False,
+            "ms": body["checks"]["database"]["ms"],
+            "error": "OperationalError",
+        }
+        assert body["checks"]["broker"]["ok"] is True
+        assert "db.internal" not in json.dumps(body)
+        assert "5432" not in json.dumps(body)
+    assert recovered[0] == 200
+    logged = [r.msg for r in caplog.records if r.name == "notifier.ops.health"]
+    assert [(e["event"], e["check"]) for e in logged] == [
+        ("readiness check failing", "database"),
+        ("readiness check passing again", "database"),
+    ]
+    assert logged[0]["error"] == f"OperationalError: {DRIVER_MESSAGE}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/health/ready/", "/health/live/"])
+def test_a_trailing_slash_answers_like_the_path_without(client, file_broker, path):
+    """`/health/ready/` used to be Django's HTML 404 page."""
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready/", "/metrics", "/metrics/"])
+def test_other_methods_are_a_405_in_the_error_shape(client, path):
+    response = client.post(path, {})
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+    assert response.json()["error"]["code"] == "method_not_allowed"
 
 
 @pytest.mark.django_db

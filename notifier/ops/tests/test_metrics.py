@@ -63,6 +63,15 @@ def test_exposition_is_prometheus_text_with_every_metric_and_type(client):
     assert {name: types.get(name) for name in expected} == expected
 
 
+def test_metrics_with_a_trailing_slash_answer_the_same(client):
+    """`/metrics/` used to be Django's HTML 404 page."""
+    response = client.get("/metrics/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "notifier_send_attempts" in response.content.decode()
+
+
 def test_openmetrics_when_the_scraper_asks_for_it(client):
     response = client.get(
         "/metrics", HTTP_ACCEPT="application/openmetrics-text; version=1.0.0; charset=utf-8"

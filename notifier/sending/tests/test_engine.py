@@ -338,6 +338,7 @@ def test_the_api_answers_while_the_external_api_hangs_and_the_broker_is_down(
             "start_at": timezone.now().isoformat(),
             "end_at": (timezone.now() + timedelta(minutes=2)).isoformat(),
             "text": "while hanging",
+            "filter": {},
         },
         format="json",
     )
@@ -353,6 +354,7 @@ def test_the_api_answers_while_the_external_api_hangs_and_the_broker_is_down(
                 "start_at": timezone.now().isoformat(),
                 "end_at": (timezone.now() + timedelta(minutes=2)).isoformat(),
                 "text": "without a broker",
+                "filter": {},
             },
             format="json",
         )

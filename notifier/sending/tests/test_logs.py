@@ -73,6 +73,7 @@ def test_logs_follow_each_mailing_message_and_client_and_hide_secrets(
             "start_at": timezone.now().isoformat(),
             "end_at": (timezone.now() + timedelta(minutes=2)).isoformat(),
             "text": "Hello!",
+            "filter": {},
         },
         format="json",
     )
