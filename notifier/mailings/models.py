@@ -264,3 +264,35 @@ class MessageMinute(models.Model):
 
     def __str__(self) -> str:
         return f"Mailing {self.mailing_id} at {self.minute:%H:%M}: {self.number:+} {self.status}"
+
+
+class MessageErrorMinute(models.Model):
+    """How many messages of each mailing ended `failed` or `expired` with each error in each
+    minute: the "most frequent errors" of the daily report, kept by database triggers as
+    messages settle (migration 0007), so that the report reads no message.
+
+    Like `MessageMinute` (delta rows on PostgreSQL, folded by the tick; base rows on SQLite).
+    An error is the message's `last_error` as the engine wrote it: the answer of the API
+    (`HTTP 400: ...`), or why it expired and the last error before that."""
+
+    ERROR_STATUSES = (MessageStatus.FAILED, MessageStatus.EXPIRED)
+
+    mailing_id = models.BigIntegerField()  # no foreign key: the history outlives a mailing
+    minute = models.DateTimeField()  # the start of the minute (UTC) the status was reached in
+    status = models.CharField(max_length=16, choices=MessageStatus.choices)
+    error = models.CharField(max_length=LAST_ERROR_MAX_LENGTH)
+    number = models.BigIntegerField(default=0)
+    base = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailing_id", "minute", "status", "error"],
+                condition=models.Q(base=True),
+                name="message_error_minute_base",
+            )
+        ]
+        indexes = [models.Index(fields=["minute"], name="message_error_minute_idx")]
+
+    def __str__(self) -> str:
+        return f"Mailing {self.mailing_id} at {self.minute:%H:%M}: {self.number:+} {self.error}"

@@ -1,16 +1,30 @@
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from notifier.clients.models import Client
-from notifier.mailings.models import Mailing, Message, MessageCount, MessageMinute, may_send_q
+from notifier.mailings.models import (
+    Mailing,
+    Message,
+    MessageCount,
+    MessageErrorMinute,
+    MessageMinute,
+    may_send_q,
+)
 
 
 class MessageCounts(TypedDict):
     total: int
     by_status: dict[str, int]
+
+
+class ErrorCount(NamedTuple):
+    status: str  # failed or expired
+    error: str
+    messages: int
+    mailings: int  # how many mailings had it
 
 
 def mailing_status_q(status: str, now: datetime) -> Q:
@@ -110,3 +124,34 @@ def message_outcomes_per_minute(
     return list(
         rows.values_list("minute", "status").annotate(n=Sum("number")).order_by("minute", "status")
     )
+
+
+def message_errors_between(*, since: datetime, until: datetime, limit: int) -> list[ErrorCount]:
+    """The `limit` most frequent (status, error) pairs of the messages that ended `failed` or
+    `expired` in `[since, until)` (whole minutes), over all mailings, most messages first,
+    from the errors rollup."""
+    rows = (
+        MessageErrorMinute.objects.filter(minute__gte=since, minute__lt=until)
+        .values_list("status", "error")
+        .annotate(n=Sum("number"), mailings=Count("mailing_id", distinct=True))
+        .filter(n__gt=0)
+        .order_by("-n", "status", "error")[:limit]
+    )
+    return [ErrorCount(status, error, n, mailings) for status, error, n, mailings in rows]
+
+
+def message_outcomes_until(
+    *, until: datetime, mailing_ids: Iterable[int]
+) -> dict[int, dict[str, int]]:
+    """Messages of each given mailing that had reached each final status before `until`
+    (whole minutes), from the per-minute rollup: `{mailing_id: {status: n}}`, every final
+    status present for every mailing given."""
+    ids = list(mailing_ids)
+    finals = [status.value for status in Message.FINAL_STATUSES]
+    result = {mailing_id: dict.fromkeys(finals, 0) for mailing_id in ids}
+    rows = MessageMinute.objects.filter(mailing_id__in=ids, minute__lt=until)
+    for mailing_id, status, n in (
+        rows.values_list("mailing_id", "status").annotate(n=Sum("number")).order_by()
+    ):
+        result[mailing_id][status] += n
+    return result

@@ -318,6 +318,7 @@ def messages_settle(settlements: Sequence[Settlement]) -> Counter[str]:
 ROLLUPS = {
     "mailings_messagecount": ("mailing_id", "status"),
     "mailings_messageminute": ("mailing_id", "minute", "status"),
+    "mailings_messageerrorminute": ("mailing_id", "minute", "status", "error"),
     "sending_attemptminute": ("minute", "outcome", "bucket"),
 }
 ATTEMPTS = (("minute", "timestamptz"), ("outcome", "varchar"), ("bucket", "int"), ("n", "int"))

@@ -10,7 +10,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from notifier.clients.tests.factories import ClientFactory
-from notifier.mailings.models import Message, MessageCount, MessageMinute
+from notifier.mailings.models import Message, MessageCount, MessageErrorMinute, MessageMinute
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -112,3 +112,41 @@ def test_the_rollup_outlives_the_mailing():
     mailing.delete()
 
     assert minutes() == Counter({(mailing_id, "sent"): 1})
+
+
+# -- the per-minute rollup of errors ---------------------------------------------------------
+
+
+def errors() -> Counter:
+    rows = MessageErrorMinute.objects.values_list("mailing_id", "status", "error").annotate(
+        n=Sum("number")
+    )
+    return Counter({(m, s, e): n for m, s, e, n in rows if n})
+
+
+def test_failed_and_expired_messages_are_counted_by_their_error():
+    mailing = MailingFactory()
+    messages = MessageFactory.create_batch(6, mailing=mailing)
+    ids = [m.id for m in messages]
+    Message.objects.filter(id__in=ids[:2]).update(status="failed", last_error="HTTP 400: bad")
+    with connection.cursor() as cursor:  # as the engine settles: status and error at once
+        cursor.execute(
+            "UPDATE mailings_message SET status = 'expired', last_error = 'expired: late'"
+            " WHERE id IN (%s, %s)",
+            ids[2:4],
+        )
+    Message.objects.filter(id=ids[4]).update(status="sent", sent_at=timezone.now())
+    Message.objects.filter(id=ids[5]).update(status="pending", last_error="HTTP 503")  # retried
+    Message.objects.filter(id=ids[0]).update(last_error="changed, not settled again")
+    MessageFactory(mailing=mailing, status="expired", last_error="outside the window")
+
+    assert errors() == Counter(
+        {
+            (mailing.id, "failed", "HTTP 400: bad"): 2,
+            (mailing.id, "expired", "expired: late"): 2,
+            (mailing.id, "expired", "outside the window"): 1,
+        }
+    )
+    minute = MessageErrorMinute.objects.values_list("minute", flat=True).first()
+    assert minute is not None
+    assert minute.second == 0

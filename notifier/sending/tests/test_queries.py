@@ -2,6 +2,7 @@
 
 import functools
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, cast
@@ -12,8 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from notifier.clients.tests.factories import ClientFactory
-from notifier.mailings.models import Mailing, Message, MessageCount
+from notifier.mailings.models import Mailing, Message, MessageCount, MessageErrorMinute
 from notifier.mailings.tests.factories import MailingFactory, MessageFactory
+from notifier.mailings.tests.test_counts import errors as errors_kept
 from notifier.mailings.tests.test_counts import kept as counts_kept
 from notifier.mailings.tests.test_counts import real as counts_real
 from notifier.sending import queries
@@ -510,6 +512,19 @@ def test_compaction_folds_deltas_and_changes_no_count():
     assert counts_kept() == before == counts_real()
     assert not MessageCount.objects.filter(base=False).exists()
     assert MessageCount.objects.filter(mailing_id=mailing.id).count() == 2  # pending 0, sending 3
+
+
+def test_compaction_folds_the_errors_without_changing_them():
+    """The errors rollup too (the daily report's most frequent errors)."""
+    mailing = MailingFactory()
+    for message in MessageFactory.create_batch(3, mailing=mailing):
+        Message.objects.filter(id=message.id).update(status="failed", last_error="HTTP 400")
+    before = errors_kept()
+
+    queries.rollups_compact()
+
+    assert errors_kept() == before == Counter({(mailing.id, "failed", "HTTP 400"): 3})
+    assert not MessageErrorMinute.objects.filter(base=False).exists()
 
 
 # -- fan-out with a send window --------------------------------------------------------------
