@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "notifier.sending",
     "notifier.ops",
     "notifier.console",
+    "notifier.reports",
 ]
 
 MIDDLEWARE = [
@@ -245,10 +246,17 @@ else:
     # those of the dead. On Redis a dead worker's queue is only ever filled by a restored
     # wake-up, and expires.
     SENDING_BROADCAST = Exchange("dispatch", type="fanout")
-    CELERY_TASK_QUEUES = (
-        Queue("celery"),
-        Broadcast("dispatch", exchange=SENDING_BROADCAST, expires=300),
-    )
+# The daily report has a queue of its own, consumed by the `reports` process alone (bin/worker
+# excludes it): a slow mail server holds up no mailing.
+REPORTS_QUEUE = "reports"
+# An explicit routing key: without one Celery binds a queue with the default queue's key.
+CELERY_TASK_QUEUES: tuple[Queue, ...] = (
+    Queue("celery"),
+    Queue(REPORTS_QUEUE, routing_key=REPORTS_QUEUE),
+)
+if SENDING_BROADCAST is not None:
+    CELERY_TASK_QUEUES += (Broadcast("dispatch", exchange=SENDING_BROADCAST, expires=300),)
+CELERY_TASK_ROUTES = {"reports.*": {"queue": REPORTS_QUEUE}}
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
@@ -264,7 +272,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = int(SENDING["DISPATCH_BUDGET"] + SENDING["REQUEST_
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat's memory of when it last sent each task (nothing depends on it: the tick and the
+# reports' check find their work in the database). One file per beat.
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "BEAT_SCHEDULE_FILE", default=str(VAR_DIR / "celerybeat-schedule")
+)
 CELERY_BEAT_SCHEDULE = {
     "tick": {
         "task": "sending.tick",
@@ -272,8 +284,43 @@ CELERY_BEAT_SCHEDULE = {
         # A tick nobody ran in time is worthless: the next one does the same work.
         "options": {"expires": 5},
     },
+    # Which daily reports are due, from the database alone: a check lost or doubled (two
+    # beats) changes nothing, and one after a downtime sends what fell due meanwhile.
+    "reports-check": {
+        "task": "reports.check",
+        "schedule": env.float("REPORT_CHECK_SECONDS", default=60.0),
+        "options": {"expires": 60},
+    },
 }
 CELERY_TIMEZONE = "UTC"
+
+# -- the daily report (notifier/reports) -------------------------------------------------------
+
+# Outgoing mail, as a URL (django-environ): smtp://, smtp+tls:// (STARTTLS), smtp+ssl://, with
+# user and password; or consolemail:// (to stdout). Unset: the console in debug mode (`make
+# run`), a local mail server on port 25 otherwise.
+# Characters of the password other than letters, digits and -._~ are percent-encoded.
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+# Seconds any one SMTP operation may block; the task's time limit bounds the whole delivery.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env.str("EMAIL_FROM", default="notifier@localhost")
+# Where the report's links point: the console (admin) as its users reach it.
+PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
+# Parsed and checked by notifier.reports.settings (and `manage.py check`).
+REPORTS = {
+    "RECIPIENTS": env.list("REPORT_RECIPIENTS", default=[]),
+    "TIMEZONE": env.str("REPORT_TIMEZONE", default="UTC"),
+    "SEND_AT": env.str("REPORT_SEND_AT", default="08:00"),
+    "RETRY_SECONDS": env.float("REPORT_RETRY_SECONDS", default=60.0),
+    "MAX_ATTEMPTS": env.int("REPORT_MAX_ATTEMPTS", default=8),
+}
 
 # -- metrics (/metrics) -----------------------------------------------------------------------
 
@@ -289,7 +336,7 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # development, on stderr; LOG_FILE (`make run`: var/log/notifier.jsonl) also gets every line
 # as JSON, appended by every process. Known secrets are blanked out of every event.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
-LOG_SECRETS = [PROBE_TOKEN, SECRET_KEY, METRICS_TOKEN]
+LOG_SECRETS = [PROBE_TOKEN, SECRET_KEY, METRICS_TOKEN, EMAIL_HOST_PASSWORD]
 LOGGING = notifier_logging.logging_config(
     fmt=LOG_FORMAT,
     level=env.str("LOG_LEVEL", default="INFO"),

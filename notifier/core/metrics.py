@@ -15,6 +15,11 @@ Recorded by the engine, in the worker processes (the functions and gauge below):
   `sending.limits.ConcurrencyLimit`), summed over the workers.
 - `notifier_throttled_total{status}` (counter): 429 and 503 answers, the provider's push-back.
 
+Recorded by the reports process:
+
+- `notifier_reports_total{status}` (counter): daily reports sent, failed (every attempt) and
+  skipped (fell due too long ago, or with no recipients).
+
 Read from the database at each scrape (one GROUP BY each, bounded by a statement timeout on
 PostgreSQL; see `notifier.ops.selectors`):
 
@@ -79,6 +84,7 @@ if bool(MULTIPROC_DIR) == (values.ValueClass is values.MutexValue):
 
 OUTCOMES = ("delivered", "transient", "permanent", "unauthorized")
 FINAL_STATUSES = ("sent", "failed", "expired", "cancelled")
+REPORT_STATUSES = ("sent", "failed", "skipped")
 # From a fast answer on a local network to the longest request timeout worth configuring.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -95,6 +101,11 @@ probe_latency = Histogram(
 messages_final = Counter(
     "notifier_messages_final_total",
     "Messages that reached a final status.",
+    ["status"],
+)
+reports = Counter(
+    "notifier_reports_total",
+    "Daily reports by outcome: sent, failed (every attempt), skipped.",
     ["status"],
 )
 in_flight = Gauge(
@@ -117,6 +128,7 @@ throttled = Counter(
 # Every label value exists from the start: a rate over a series that appears late is wrong.
 _attempts = {outcome: send_attempts.labels(outcome=outcome) for outcome in OUTCOMES}
 _finals = {status: messages_final.labels(status=status) for status in FINAL_STATUSES}
+_reports = {status: reports.labels(status=status) for status in REPORT_STATUSES}
 
 
 def record_attempt(outcome: str, latency: float) -> None:
@@ -138,6 +150,15 @@ def record_final(status: str, count: int = 1) -> None:
         raise ValueError(f"unknown status {status!r}; expected one of {FINAL_STATUSES}") from None
     if count:
         counter.inc(count)
+
+
+def record_report(status: str) -> None:
+    """Count a daily report that was sent, failed or skipped (`REPORT_STATUSES`)."""
+    try:
+        counter = _reports[status]
+    except KeyError:
+        raise ValueError(f"unknown status {status!r}; expected one of {REPORT_STATUSES}") from None
+    counter.inc()
 
 
 def register_process_exit() -> None:
