@@ -1,7 +1,7 @@
 """The whole system as separate processes, for integration tests and benchmarks: a Celery
-worker and beat started through the same entry scripts as the Procfile (bin/worker,
-bin/beat), Redis (on PostgreSQL runs) or the file broker (on SQLite runs), the simulator
-of the external API, and the test database."""
+worker, the reports process and beat started through the same entry scripts as the
+Procfile (bin/worker, bin/reports, bin/beat), Redis (on PostgreSQL runs) or the file broker
+(on SQLite runs), the simulator of the external API, and the test database."""
 
 from __future__ import annotations
 
@@ -210,9 +210,10 @@ class Stack:
     def configure(self, **settings: str) -> None:
         self.env.update(settings)
 
-    def start(self, name: str, *, label: str = "") -> None:
-        """Start `worker` or `beat` (a worker is waited for until it is ready), known as
-        `label` (default: `name`) to `kill`: label more workers than one apart."""
+    def start(self, name: str, *, label: str = "", env: dict[str, str] | None = None) -> None:
+        """Start `worker`, `reports` or `beat` (a Celery worker is waited for until it is
+        ready), known as `label` (default: `name`) to `kill`: label more than one apart.
+        `env` adds to the environment of this process alone."""
         label = label or name
         assert label not in self.processes, f"{label} is running already"
         log = self.workdir / f"{label}-{len(self.logs)}.log"
@@ -221,13 +222,13 @@ class Stack:
             self.processes[label] = subprocess.Popen(
                 [str(ROOT / "bin" / name)],
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        if name == "worker":
-            wait_for(lambda: b" ready." in log.read_bytes(), timeout=30, what="worker ready")
+        if name in ("worker", "reports"):
+            wait_for(lambda: b" ready." in log.read_bytes(), timeout=30, what=f"{name} ready")
 
     def kill(self, label: str, sig: signal.Signals = signal.SIGKILL) -> None:
         process = self.processes.pop(label)
@@ -236,7 +237,7 @@ class Stack:
 
     def stop(self) -> None:
         for label in list(self.processes):
-            self.kill(label, signal.SIGTERM if label == "beat" else signal.SIGKILL)
+            self.kill(label, signal.SIGTERM if label.startswith("beat") else signal.SIGKILL)
 
     def log_text(self, label: str = "") -> str:
         """What the processes wrote, or only those started as `label`."""

@@ -231,7 +231,7 @@ def test_start_up_waits_on_health_and_on_the_migrations() -> None:
             else:
                 assert condition == "service_healthy", (name, target)
                 assert "healthcheck" in all_services[target], target
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "beat", "reports"):
         assert all_services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
@@ -262,12 +262,17 @@ def test_the_processes_find_each_other() -> None:
     # bin/worker names its processes worker-<its pid>-<n>@<host>; in a container its pid is 1.
     assert '--hostname "worker-$$-$i@%h"' in (ROOT / "bin/worker").read_text()
     assert "worker-1-1@$$HOSTNAME" in services()["worker"]["healthcheck"]["test"][1]
+    # The same for bin/reports, whose queue the worker leaves alone.
+    assert '--hostname "reports-$$@%h"' in (ROOT / "bin/reports").read_text()
+    assert "reports-1@$$HOSTNAME" in services()["reports"]["healthcheck"]["test"][1]
+    assert "--queues reports" in (ROOT / "bin/reports").read_text()
+    assert "--exclude-queues reports" in (ROOT / "bin/worker").read_text()
 
 
 def test_production_needs_its_secrets_and_runs_no_simulator() -> None:
     prod = services("docker-compose.prod.yml")
     assert prod["probe"]["profiles"]
-    for name in ("migrate", "web", "worker", "beat"):
+    for name in ("migrate", "web", "worker", "beat", "reports"):
         env = prod[name]["environment"]
         for variable in ("DJANGO_SECRET_KEY", "PROBE_URL", "PROBE_TOKEN"):
             assert env[variable].startswith(f"${{{variable}:?"), (name, variable)
