@@ -41,6 +41,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "stats": 100_000,
         "start": 20,
         "growth": ([1_000, 5_000, 20_000], [1, 2], 5_000),
+        "report": 100_000,
     },
     "full": {
         "dispatch": 100_000,
@@ -50,6 +51,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "start": 100,
         # Messages at one worker; worker processes at the middle size.
         "growth": ([10_000, 100_000, 1_000_000], [1, 2, 4], 100_000),
+        "report": 10_000_000,
     },
 }
 LATENCIES = {0: 0.5, 10: None, 100: 0.8}  # ms: the target ratio to the ceiling, if any
@@ -507,6 +509,90 @@ def scenario_start(n: int, results: Results) -> None:
     )
 
 
+# -- 7. the daily report ---------------------------------------------------------------------
+
+REPORT_TARGET_S = 2.0
+# Each mailing settles 80 messages a minute for 125 minutes (10,000 messages), its window
+# placed somewhere in the day: 76 sent, 2 failed (two errors), 1 expired, 1 cancelled.
+REPORT_MINUTES, REPORT_PER_MINUTE = 125, 80
+
+
+def scenario_report(n: int, results: Results) -> None:
+    """A day of `n` settled messages over `n / 10,000` mailings (1,000 at full size), in the
+    rollups the report reads (written directly: what is timed is the report reading them,
+    not the triggers that keep them); the whole report rendered, text and HTML, 7 times."""
+    from notifier.reports import schedule, services
+    from notifier.reports.settings import ReportSettings
+
+    mailings = n // (REPORT_MINUTES * REPORT_PER_MINUTE)
+    config = ReportSettings.load()
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    since, _ = schedule.day_bounds(day, config.zone)
+    stride = (24 * 60 - REPORT_MINUTES) / mailings  # minutes between mailings' starts
+    reset_data(0)
+    sql(
+        "TRUNCATE mailings_messageminute, mailings_messagecount, mailings_messageerrorminute,"
+        " sending_attemptminute"
+    )
+    sql(
+        "INSERT INTO mailings_mailing (start_at, end_at, text, operator_codes, tags, created_at,"
+        " updated_at, fanned_out_at, finished_at)"
+        " SELECT s, s + %s * interval '1 minute', 'Mailing ' || g, '[]', '[]', s, s, s,"
+        " s + %s * interval '1 minute'"
+        " FROM generate_series(0, %s - 1) g,"
+        " LATERAL (SELECT %s::timestamptz + floor(g * %s) * interval '1 minute' AS s) t",
+        [REPORT_MINUTES, REPORT_MINUTES, mailings, since, stride],
+    )
+    rows = (
+        "FROM mailings_mailing m CROSS JOIN generate_series(0, %s - 1) g"
+        " CROSS JOIN (VALUES ('sent', '', 76), ('failed', 'HTTP 400: invalid phone number', 1),"
+        " ('failed', 'HTTP 400: blocked', 1), ('expired', 'expired: no attempt fits before the"
+        " end', 1), ('cancelled', '', 1)) AS o(status, error, n)"
+    )
+    minute = "date_trunc('minute', m.start_at) + g * interval '1 minute'"
+    sql(
+        "INSERT INTO mailings_messageminute (mailing_id, minute, status, number, base)"
+        f" SELECT m.id, {minute}, o.status, sum(o.n), true {rows} GROUP BY 1, 2, 3",
+        [REPORT_MINUTES],
+    )
+    sql(
+        "INSERT INTO mailings_messageerrorminute (mailing_id, minute, status, error, number,"
+        f" base) SELECT m.id, {minute}, o.status, o.error, o.n, true {rows}"
+        " WHERE o.status IN ('failed', 'expired')",
+        [REPORT_MINUTES],
+    )
+    sql(
+        "INSERT INTO mailings_messagecount (mailing_id, status, number, base)"
+        " SELECT mailing_id, status, sum(number), true FROM mailings_messageminute"
+        " GROUP BY 1, 2"
+    )
+    # Every minute of the day, three outcomes in four latency buckets each.
+    sql(
+        "INSERT INTO sending_attemptminute (minute, outcome, bucket, number, base)"
+        " SELECT %s::timestamptz + g * interval '1 minute', o, b, 100, true"
+        " FROM generate_series(0, 1439) g, unnest(ARRAY['delivered', 'transient', 'permanent']) o,"
+        " generate_series(4, 7) b",
+        [since],
+    )
+    sql("ANALYZE")
+    ((settled,),) = sql("SELECT sum(number) FROM mailings_messageminute")
+    assert settled == mailings * REPORT_MINUTES * REPORT_PER_MINUTE, settled
+    times = []
+    for _ in range(7):
+        started = time.perf_counter()
+        email = services.report_render(day=day, config=config)
+        times.append(time.perf_counter() - started)
+    assert f"{76 * REPORT_MINUTES * mailings:,} sent" in email.subject, email.subject
+    p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
+    name = f"a day of {settled:,} messages, {mailings:,} mailings: render"
+    results.add(
+        Figure("report", f"{name} p50", p50, "s", "", None),
+        Figure(
+            "report", f"{name} p95", p95, "s", f"<= {REPORT_TARGET_S:g}", p95 <= REPORT_TARGET_S
+        ),
+    )
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -573,6 +659,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "stats": scenario_stats,
     "start": scenario_start,
     "growth": scenario_growth,
+    "report": scenario_report,
 }
 
 
@@ -581,7 +668,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], help="default: all")
     parser.add_argument("--size", default="full", choices=list(SIZES))
     parser.add_argument(
-        "--n", type=int, help="the size of the dispatch, fanout, stats or start run"
+        "--n", type=int, help="the size of the dispatch, fanout, stats, start or report run"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the worker at 0 ms")
     parser.add_argument(

@@ -2,7 +2,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple, TypedDict
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from notifier.clients.models import Client
 from notifier.mailings.models import (
@@ -130,14 +130,24 @@ def message_errors_between(*, since: datetime, until: datetime, limit: int) -> l
     """The `limit` most frequent (status, error) pairs of the messages that ended `failed` or
     `expired` in `[since, until)` (whole minutes), over all mailings, most messages first,
     from the errors rollup."""
+    # Summed per mailing in the database, then per error here: a hash aggregate and a few
+    # thousand rows, where COUNT(DISTINCT mailing_id) sorts every row of the day.
     rows = (
         MessageErrorMinute.objects.filter(minute__gte=since, minute__lt=until)
-        .values_list("status", "error")
-        .annotate(n=Sum("number"), mailings=Count("mailing_id", distinct=True))
-        .filter(n__gt=0)
-        .order_by("-n", "status", "error")[:limit]
+        .values_list("status", "error", "mailing_id")
+        .annotate(n=Sum("number"))
+        .order_by()
     )
-    return [ErrorCount(status, error, n, mailings) for status, error, n, mailings in rows]
+    totals: dict[tuple[str, str], list[int]] = {}
+    for status, error, _, n in rows:
+        if n:
+            total = totals.setdefault((status, error), [0, 0])
+            total[0] += n
+            total[1] += 1
+    ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
+    return [ErrorCount(status, error, n, mailings) for (status, error), (n, mailings) in ranked][
+        :limit
+    ]
 
 
 def message_outcomes_until(

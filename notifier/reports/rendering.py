@@ -9,6 +9,8 @@ from typing import Any
 
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from notifier.reports.selectors import DailyReport, MailingLine, Outcomes
 
@@ -78,26 +80,29 @@ class Table:
         return "\n".join(lines)
 
     def html(self) -> dict[str, Any]:
-        """What the HTML template needs: each cell with its text, link and inline style."""
+        """What the HTML template needs: the header cells with their inline styles, and the
+        rows already as HTML, escaped here (a thousand mailings' rows cell by cell through
+        the template language would be most of the report's time)."""
         header = [
             {"text": h, "style": STYLE["th"] + (STYLE["right"] if i in self.numeric else "")}
             for i, h in enumerate(self.headers)
         ]
-        rows = []
-        for n, row in enumerate(self.rows):
-            shade = STYLE["shade"] if n % 2 else ""
-            rows.append(
-                [
-                    {
-                        "text": _text(c),
-                        "url": c.url if isinstance(c, Link) else "",
-                        "style": STYLE["td"]
-                        + shade
-                        + (STYLE["right"] if i in self.numeric else ""),
-                    }
-                    for i, c in enumerate(row)
-                ]
+        styles = [
+            [
+                STYLE["td"] + shade + (STYLE["right"] if i in self.numeric else "")
+                for i in range(len(self.headers))
+            ]
+            for shade in ("", STYLE["shade"])
+        ]
+        rows = [
+            # Safe: every cell is built by format_html, which escapes its arguments.
+            mark_safe(  # noqa: S308
+                "<tr>"
+                + "".join(_html_cell(c, styles[n % 2][i]) for i, c in enumerate(row))
+                + "</tr>"
             )
+            for n, row in enumerate(self.rows)
+        ]
         return {
             "title": self.title,
             "note": self.note,
@@ -314,6 +319,18 @@ def latency(seconds: float | None) -> str:
 def excerpt(text: str, length: int) -> str:
     text = " ".join(text.split())  # one line: no newline breaks a row of the text part
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def _html_cell(cell: Cell, style: str) -> str:
+    if isinstance(cell, Link):
+        return format_html(
+            '<td style="{}"><a href="{}" style="{}">{}</a></td>',
+            style,
+            cell.url,
+            STYLE["a"],
+            cell.text,
+        )
+    return format_html('<td style="{}">{}</td>', style, cell)
 
 
 def _text(cell: Cell) -> str:

@@ -125,7 +125,12 @@ def daily_report(*, day: date, zone: ZoneInfo) -> DailyReport:
         .order_by()
     }
     ids = sorted(set(outcomes) | set(mailings))
-    before_end = message_outcomes_until(until=until, mailing_ids=ids)
+    # Where each stood at the day's end: what it had settled before the day (a few rows for
+    # the mailings that ran days before), plus the day's own.
+    before_end = message_outcomes_until(until=since, mailing_ids=ids)
+    for mailing_id, day_counts in outcomes.items():
+        for status, n in day_counts.items():
+            before_end[mailing_id][status] += n
     counts = message_counts_by_mailing(mailing_ids=mailings)
     lines = []
     for mailing_id in ids:
