@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_process_init
 from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -33,3 +33,12 @@ def _bind_task_context(task_id: str, task: object, **kwargs: object) -> None:
 
     logging.clear()
     logging.bind(task=getattr(task, "name", ""), task_id=task_id)
+
+
+@worker_process_init.connect
+def _leave_the_process_group(**kwargs: object) -> None:
+    # A prefork child (the reports process has one) leaves its parent's process group: a
+    # supervisor that signals the whole group (honcho on Ctrl-C) would otherwise kill it in
+    # the middle of a delivery, where the parent's warm shutdown lets it finish. It still
+    # exits when the parent does (its pipe from the parent closes).
+    os.setpgrp()

@@ -74,6 +74,7 @@ class FirstRun:
     output: str = ""
     superuser: subprocess.CompletedProcess[str] | None = None
     manage_py: subprocess.CompletedProcess[str] | None = None
+    report: subprocess.CompletedProcess[str] | None = None
     ids: dict[str, int] = field(default_factory=dict)
     delivered: int = 0
 
@@ -145,6 +146,14 @@ def session(run: FirstRun) -> None:
     """What the README has a newcomer do, in a second terminal while `make run` runs."""
     run.manage_py = subprocess.run(
         [".venv/bin/python", "manage.py", "check"],
+        cwd=run.checkout,
+        env=run.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    run.report = subprocess.run(
+        [".venv/bin/python", "manage.py", "send_report", "--dry-run"],
         cwd=run.checkout,
         env=run.env,
         capture_output=True,
@@ -254,6 +263,16 @@ def test_port_8001_puts_the_simulator_on_the_next_ports_and_the_api_on_loopback(
     ) in first_run.output
     assert "Address already in use" not in first_run.output
     assert first_run.delivered == CLIENTS
+
+
+def test_make_run_starts_the_reports_process_and_the_report_needs_no_settings(first_run):
+    """The reports process (bin/reports) is up beside the worker, consuming its own queue;
+    yesterday's report prints without a mail server or any variable."""
+    assert re.search(r"reports\.1 +\| .*reports-\d+@\S+ ready\.", first_run.output)
+    assert first_run.report is not None
+    assert first_run.report.returncode == 0, first_run.report.stderr
+    assert first_run.report.stdout.startswith("Subject: Notifier daily report ")
+    assert "\nMailings\n--------\n" in first_run.report.stdout
 
 
 def test_one_line_per_http_request(first_run):
