@@ -23,9 +23,13 @@ S = Report.Status
 # What a delivery may raise: the server's refusals, the network's failures and timeouts, and
 # the task's time limit.
 DELIVERY_ERRORS = (smtplib.SMTPException, OSError, SoftTimeLimitExceeded)
-# An attempt is its process's for this long: more than the task's hard time limit, so that a
-# live attempt is never started again beside itself.
-LEASE = timedelta(seconds=180)
+# A delivery is a few SMTP exchanges, each bounded by EMAIL_TIMEOUT; the task's time limits
+# (enforced by the reports process's prefork pool) stop one that hangs regardless. An attempt
+# is its process's for longer than that, so that a live attempt is never started again
+# beside itself.
+SEND_SOFT_TIME_LIMIT = 120
+SEND_TIME_LIMIT = 150
+LEASE = timedelta(seconds=SEND_TIME_LIMIT + 30)
 RETRY_MAX = timedelta(hours=1)
 _redactor = logging.Redactor(settings.LOG_SECRETS)
 
@@ -70,12 +74,13 @@ def _claim(day: date, *, now: datetime, config: ReportSettings, late: bool) -> N
     )
     if not created:
         return  # another check claimed it first
-    logging.bind(report_date=day.isoformat())
+    # One check may claim several days: each line names its own (nothing bound for the task).
+    when = {"report_date": day.isoformat(), "due_at": due_at}
     if status == S.SKIPPED:
         metrics.record_report(S.SKIPPED)
-        log.warning("daily report skipped", reason=reason, due_at=due_at)
+        log.warning("daily report skipped", reason=reason, **when)
     else:
-        log.info("daily report due", due_at=due_at, recipients=len(config.recipients))
+        log.info("daily report due", recipients=len(config.recipients), **when)
 
 
 def _attempt_due(now: datetime) -> Q:

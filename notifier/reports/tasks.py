@@ -6,16 +6,8 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from notifier.core import logging
 from notifier.reports import services
 from notifier.reports.settings import ReportSettings
-
-log = logging.get_logger(__name__)
-
-# A delivery is a few SMTP exchanges, each bounded by EMAIL_TIMEOUT; the limits stop one that
-# hangs regardless (the prefork pool enforces them), and are shorter than the attempt's lease.
-SEND_SOFT_TIME_LIMIT = 120
-SEND_TIME_LIMIT = 150
 
 
 @shared_task(name="reports.check", ignore_result=True)
@@ -28,8 +20,8 @@ def check() -> None:
 @shared_task(
     name="reports.send",
     ignore_result=True,
-    soft_time_limit=SEND_SOFT_TIME_LIMIT,
-    time_limit=SEND_TIME_LIMIT,
+    soft_time_limit=services.SEND_SOFT_TIME_LIMIT,
+    time_limit=services.SEND_TIME_LIMIT,
 )
 def send(day: str) -> None:
     """One delivery attempt of a day's report; a failure schedules the next after its
