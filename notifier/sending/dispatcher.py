@@ -44,6 +44,7 @@ FLUSH_SIZE = 500  # ... or as soon as this many are waiting
 IDLE_POLL = 0.2  # seconds between claims while nothing is due
 IDLE_EXIT = 1.0  # a loop with nothing to do for this long ends; the tick wakes it again
 LIVE_REFRESH = 1.0  # seconds between refreshes of the list of live mailings
+REPORT_EVERY = 1.0  # seconds between reports of the loop's state (`SendLoop`)
 # What a lost or refused database connection raises (a restart, a failover, a network cut).
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
@@ -268,6 +269,7 @@ class Dispatcher:
         """Claim and start messages until the deadline, or until nothing has been due for
         IDLE_EXIT; returns whether the deadline cut it short."""
         idle_since = rate_at = time.monotonic()
+        reported_at = 0.0
         done_at_rate = 0
         while True:
             self._slot_freed.clear()  # before claiming: a slot freed meanwhile wakes the wait
@@ -279,6 +281,9 @@ class Dispatcher:
                 recent = (self._done - done_at_rate) / (now - rate_at)
                 self._rate = 0.5 * self._rate + 0.5 * recent
                 rate_at, done_at_rate = now, self._done
+            if now - reported_at >= REPORT_EVERY:
+                reported_at = now
+                self._report()
             metrics.in_flight.set(self._sending)
             self._staff_lanes()
             claimed = 0
@@ -300,6 +305,27 @@ class Dispatcher:
             elif not claimed:
                 # Held back by the rate limit: only until its next token, not a whole poll.
                 await asyncio.sleep(self.admission.rate_wait or IDLE_POLL)
+
+    def _report(self) -> None:
+        """Tell the console how this loop is doing (on the claims thread, not awaited)."""
+        held_back = ""
+        if not self.database.up:
+            held_back = "the database is unavailable"
+        elif time.monotonic() < self.gate.closed_until or self.gate.probing:
+            held_back = "the API refused our credentials"
+        elif self.admission.paused(time.time()) and self.admission.pause is not None:
+            held_back = f"the API asked to wait: {self.admission.pause.reason}"
+        task = asyncio.ensure_future(
+            self._db(
+                self._claims_db,
+                queries.send_loop_report,
+                name=self.admission.owner,
+                in_flight=self._sending,
+                in_flight_limit=self.admission.concurrency.value,
+                held_back=held_back,
+            )
+        )
+        task.add_done_callback(_log_failure)
 
     def _prefetch(self, limit: int) -> int:
         """How many claimed messages may wait for a slot: what the recent rate sends within a

@@ -53,3 +53,18 @@ class Throttle(models.Model):
 
     def __str__(self) -> str:
         return f"throttle: {self.tokens:.1f} tokens, paused until {self.paused_until}"
+
+
+class SendLoop(models.Model):
+    """What each worker's send loop reports of itself, about once a second while it runs:
+    the console's view of the engine (how many requests in flight, the limit it found,
+    whether it is held back). A loop not heard of for a few seconds is not running."""
+
+    name = models.CharField(max_length=200, unique=True)  # host-pid
+    seen_at = models.DateTimeField()
+    in_flight = models.PositiveIntegerField(default=0)
+    in_flight_limit = models.PositiveIntegerField(default=0)
+    held_back = models.CharField(max_length=200, blank=True, default="")  # why, if it is
+
+    def __str__(self) -> str:
+        return f"send loop {self.name}: {self.in_flight}/{self.in_flight_limit}"

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from notifier.clients.models import Client
 from notifier.mailings.models import MAY_SEND_SQL, Mailing, Message
 from notifier.mailings.windows import SendWindow
+from notifier.sending.models import SendLoop
 from notifier.sending.policy import OUTSIDE_WINDOW, Settlement
 
 MESSAGE = Message._meta.db_table
@@ -366,3 +367,15 @@ def attempts_record(counts: dict[tuple[datetime, str, int], int]) -> None:
                 f" ON CONFLICT ({key}) WHERE base DO UPDATE SET number = number + EXCLUDED.number",
                 [rows],
             )
+
+
+def send_loop_report(*, name: str, in_flight: int, in_flight_limit: int, held_back: str) -> None:
+    SendLoop.objects.update_or_create(
+        name=name,
+        defaults={
+            "seen_at": datetime.now(UTC),
+            "in_flight": in_flight,
+            "in_flight_limit": in_flight_limit,
+            "held_back": held_back,
+        },
+    )

@@ -2,12 +2,16 @@
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Sum
 
 from notifier.core.metrics import LATENCY_BUCKETS, OUTCOMES
-from notifier.sending.models import AttemptMinute
+from notifier.sending.limits import store_for
+from notifier.sending.models import AttemptMinute, SendLoop
+
+# A send loop reports about once a second: one silent for longer is not running.
+LOOP_SILENCE = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,28 @@ def _quantile(buckets: list[int], q: float) -> float | None:
         if seen >= q * total:
             return LATENCY_BUCKETS[index] if index < len(LATENCY_BUCKETS) else math.inf
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class EngineState:
+    loops: list[SendLoop]  # the send loops heard of in the last few seconds
+    paused_until: datetime | None  # the provider asked every worker to wait until then
+    pause_reason: str
+
+    @property
+    def in_flight(self) -> int:
+        return sum(loop.in_flight for loop in self.loops)
+
+    @property
+    def in_flight_limit(self) -> int:
+        return sum(loop.in_flight_limit for loop in self.loops)
+
+
+def engine_state(*, now: datetime, broker_url: str) -> EngineState:
+    """The send loops running now, their requests in flight and limits, and a pause the
+    provider asked for (from the store the workers share, see `sending.limits`)."""
+    loops = list(SendLoop.objects.filter(seen_at__gte=now - LOOP_SILENCE).order_by("name"))
+    pause = store_for(broker_url).pause_state()
+    if pause is None:
+        return EngineState(loops, None, "")
+    return EngineState(loops, datetime.fromtimestamp(pause.until, UTC), pause.reason)

@@ -22,6 +22,7 @@ from notifier.mailings.tests.factories import MailingFactory
 from notifier.mailings.windows import SendWindow
 from notifier.sending import dispatcher, queries, tick
 from notifier.sending.dispatcher import CredentialsGate, Dispatcher
+from notifier.sending.models import SendLoop
 from notifier.sending.settings import EngineSettings
 from probe_sim.testing import ProbeProcess
 
@@ -83,6 +84,9 @@ def test_every_message_of_a_mailing_is_sent_once(probe):
     more = Dispatcher(config(probe)).run(budget=10)
 
     assert more is False
+    # It told the console how it went: one loop, its limit found.
+    (loop,) = SendLoop.objects.all()
+    assert loop.in_flight_limit >= 20
     rows = messages(mailing)
     for m in rows:
         assert (m.status, m.attempts, m.lease_until) == (S.SENT, 1, None)

@@ -7,7 +7,9 @@ import pytest
 
 from notifier.core.metrics import LATENCY_BUCKETS
 from notifier.sending import queries
-from notifier.sending.selectors import api_health
+from notifier.sending.limits import DatabaseStore
+from notifier.sending.models import SendLoop
+from notifier.sending.selectors import api_health, engine_state
 
 pytestmark = pytest.mark.django_db
 
@@ -41,3 +43,21 @@ def test_nothing_seen_is_no_rate_and_a_latency_past_the_last_bucket_is_infinite(
     assert api_health(since=NOON, until=NOON + timedelta(minutes=1)).error_rate is None
     queries.attempts_record({(NOON, "transient", len(LATENCY_BUCKETS)): 1})
     assert math.isinf(api_health(since=NOON, until=NOON + timedelta(minutes=1)).latency_p95)
+
+
+def test_the_engine_state_shows_running_loops_and_a_shared_pause():
+    now = datetime.now(UTC)
+    SendLoop.objects.create(name="a", seen_at=now, in_flight=30, in_flight_limit=40)
+    SendLoop.objects.create(
+        name="b", seen_at=now - timedelta(seconds=1), in_flight=5, in_flight_limit=20
+    )
+    SendLoop.objects.create(name="gone", seen_at=now - timedelta(minutes=1), in_flight=9)
+    DatabaseStore().pause(now.timestamp() + 2, "HTTP 429, Retry-After: 2")
+
+    state = engine_state(now=now, broker_url="filesystem://localhost/")
+
+    assert [loop.name for loop in state.loops] == ["a", "b"]
+    assert (state.in_flight, state.in_flight_limit) == (35, 60)
+    assert state.pause_reason == "HTTP 429, Retry-After: 2"
+    assert state.paused_until is not None
+    assert abs((state.paused_until - now).total_seconds() - 2) < 0.01
